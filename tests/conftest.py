@@ -1,0 +1,43 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# A short run that still learns: a small memory fills in a few episodes.
+SHORT = ["--episodes", "25", "--memory-capacity", "200", "--max-episode-steps", "300", "--seed", "0",
+         "--eval-episodes", "2"]
+
+
+def headless_env(**extra):
+    """The environment a CI job has: CI=true, no display, SDL told to draw off-screen."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(CI="true", SDL_VIDEODRIVER="dummy", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def run_dqn(*args, cwd, env=None, timeout=300):
+    """Run `python dqn.py ARGS` as a user would, with no stdin."""
+    return subprocess.run([sys.executable, str(ROOT / "dqn.py"), *map(str, args)], cwd=cwd,
+                          env=env or headless_env(), stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def dqn_cli(tmp_path):
+    """run_dqn bound to a scratch folder (runs/ lands there)."""
+    return lambda *args, **kw: run_dqn(*args, cwd=tmp_path, **kw)
+
+
+def assert_one_line_error(result, *needles):
+    """Exit status 2, a single stderr line naming the problem, and no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
