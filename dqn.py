@@ -148,6 +148,17 @@ class DQN:
         return (torch.from_numpy(b_memory[:, :n]), torch.from_numpy(b_memory[:, n:n + 1].astype(np.int64)),
                 torch.from_numpy(b_memory[:, n + 1:n + 2]), torch.from_numpy(b_memory[:, n + 2:]), terminated)
 
+    def td_target(self, b_r, b_s_, b_terminated=None):
+        """r + gamma * max_a' Q_target(s_, a'): the value that Q(s, a) is pulled towards."""
+        q_next = self.target_net(b_s_)
+        if self.double:  # Double DQN: eval_net picks a', target_net values it
+            q_next = q_next.gather(1, self.eval_net(b_s_).argmax(1, keepdim=True))
+        else:
+            q_next = q_next.max(1, keepdim=True).values
+        if self.terminal_mask:  # a terminated state has no future to bootstrap from
+            q_next = q_next * (1 - b_terminated)
+        return b_r + self.gamma * q_next
+
     def learn(self):
         """One Q-learning step on a batch sampled uniformly (with replacement) from memory."""
         if self.learn_step_counter % self.target_replace_iter == 0:
@@ -157,15 +168,7 @@ class DQN:
         b_s, b_a, b_r, b_s_, b_terminated = self.sample_batch()
         # Gradients are written out by hand below, so autograd's bookkeeping is switched off.
         with torch.inference_mode():
-            q_next = self.target_net(b_s_)
-            if self.double:  # Double DQN: eval_net picks a', target_net values it
-                q_next = q_next.gather(1, self.eval_net(b_s_).argmax(1, keepdim=True))
-            else:
-                q_next = q_next.max(1, keepdim=True).values
-            if self.terminal_mask:  # a terminated state has no future to bootstrap from
-                q_next = q_next * (1 - b_terminated)
-            q_target = b_r + self.gamma * q_next
-
+            q_target = self.td_target(b_r, b_s_, b_terminated)
             hidden = torch.relu(self.eval_net.fc[0](b_s))
             q_eval = self.eval_net.fc[2](hidden).gather(1, b_a)  # Q(s, a) of the actions taken
             td_error = q_eval - q_target
@@ -340,7 +343,7 @@ PRESETS = {
                   lr=1e-3, gamma=0.99, batch_size=64, memory_capacity=20_000, hidden=128,
                   target_replace_iter=500, learning_starts=1000, train_every=1,
                   epsilon_start=0.0, epsilon_end=0.98, epsilon_steps=10_000,
-                  eval_every=2500, episodes=1000, early_stop=475.0),
+                  eval_every=2500, episodes=100_000, max_env_steps=100_000, early_stop=475.0),
 }
 
 

@@ -54,6 +54,8 @@ def build_parser(hyperparameters, presets):
     g.add_argument("--episodes", type=int, default=300, help="training episodes")
     g.add_argument("--max-episode-steps", type=int, default=10_000,
                    help="cap on each episode; the unwrapped env never ends once the agent is good")
+    g.add_argument("--max-env-steps", type=int, default=0,
+                   help="stop training after this many env steps in all (0: no limit)")
     g.add_argument("--seed", type=int, default=None, help="seed torch, numpy and the env for a repeatable run")
     g.add_argument("--env", default=None,
                    help="gymnasium env id with a discrete action space (default: the blog's CartPole-v0; "
@@ -131,7 +133,7 @@ def validate_args(args, make_env):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{flag(name)} must be a positive integer, got {value}")
-    for name in ["watch", "eval_every", "learning_starts"]:
+    for name in ["watch", "eval_every", "learning_starts", "max_env_steps"]:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise UsageError(f"{flag(name)} must be 0 or more, got {value}")
@@ -219,6 +221,8 @@ class TrainingHooks:
                                  unit="transition", leave=False, file=sys.stderr)
 
     def before_step(self, env_steps):
+        if self.args.max_env_steps and env_steps + 1 >= self.args.max_env_steps:
+            self.stop = True  # this step is the last one
         if self.epsilon_schedule is not None:
             self.agent.epsilon = self.epsilon_schedule(env_steps)
         if self.args.eval_every and env_steps and env_steps % self.args.eval_every == 0:
@@ -385,6 +389,8 @@ def can_render(make_env, env_id, log=print):
     if not display_available():
         log("--render: no display (DISPLAY/WAYLAND_DISPLAY unset); training without rendering")
         return False
+    if not os.environ.get("SDL_VIDEODRIVER"):  # as in watch_in_window: no silent off-screen fallback
+        os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
     try:
         env = make_env(env_id, render_mode="human")
         env.reset()
@@ -422,6 +428,10 @@ def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=pr
 
 def watch_in_window(make_env, policy, episodes, seed, log=print):
     """Play in a real window at the env's own speed. Returns False if no window could open."""
+    # Name the display's driver: left to choose, SDL quietly falls back to an invisible
+    # off-screen one when the X server is unreachable, and the user would see nothing.
+    if not os.environ.get("SDL_VIDEODRIVER"):
+        os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
     try:
         env = make_env(render_mode="human")
         try:
@@ -438,7 +448,7 @@ def record_video(make_env, policy, episodes, seed, path, log=print):
     """Record greedy episodes to path (.mp4 via ffmpeg, else .gif). Returns the path written."""
     import imageio.v2 as imageio
 
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ["SDL_VIDEODRIVER"] = "dummy"  # frames are drawn off-screen: no display needed
     env = make_env(render_mode="rgb_array")
     frames = []
     try:
