@@ -237,7 +237,8 @@ class TrainingHooks:
                      f"± {result['std']:.1f} (min {result['min']:.0f})")
         if self.args.early_stop is not None and not self.args.no_early_stop \
                 and result["mean"] >= self.args.early_stop:
-            self.log(f"early stop: greedy eval {result['mean']:.1f} >= {self.args.early_stop}")
+            print(f"early stop: greedy eval {result['mean']:.1f} >= {self.args.early_stop} "
+                  f"after {env_steps} env steps")
             self.stop = True
 
     def after_episode(self, record):

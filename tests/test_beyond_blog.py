@@ -1,0 +1,177 @@
+"""The opt-in fixes, greedy evaluation, presets and the multi-seed bench."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import dqn
+from conftest import ROOT, SHORT, run_dqn
+
+
+def agent_with_distinct_nets(**overrides):
+    agent = dqn.DQN(4, 2, seed=0, **overrides)
+    torch.manual_seed(1)
+    agent.target_net = dqn.q_net(4, 2)  # different weights from eval_net
+    return agent
+
+
+def tiny_batch():
+    rng = np.random.default_rng(0)
+    b_r = torch.tensor([[1.0], [-0.5], [2.0], [0.25]])
+    b_s_ = torch.from_numpy(rng.normal(size=(4, 4)).astype(np.float32) * 3)
+    b_terminated = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    return b_r, b_s_, b_terminated
+
+
+def test_default_target_is_the_blogs():
+    agent = agent_with_distinct_nets()
+    b_r, b_s_, b_terminated = tiny_batch()
+    with torch.no_grad():
+        q = agent.target_net(b_s_)
+    expected = [r + 0.9 * max(q[i]).item() for i, r in enumerate(b_r[:, 0].tolist())]
+    got = agent.td_target(b_r, b_s_, b_terminated)  # terminal flags are ignored by default
+    torch.testing.assert_close(got[:, 0], torch.tensor(expected))
+
+
+def test_double_dqn_picks_with_eval_net_and_values_with_target_net():
+    agent = agent_with_distinct_nets(double=True)
+    b_r, b_s_, _ = tiny_batch()
+    with torch.no_grad():
+        q_eval, q_target = agent.eval_net(b_s_), agent.target_net(b_s_)
+    picks = q_eval.argmax(1)
+    assert (picks != q_target.argmax(1)).any(), "the batch must tell Double DQN from plain max"
+    expected = [b_r[i, 0].item() + 0.9 * q_target[i, picks[i]].item() for i in range(4)]
+    torch.testing.assert_close(agent.td_target(b_r, b_s_)[:, 0], torch.tensor(expected))
+
+
+def test_terminal_mask_zeroes_the_bootstrap_only_where_terminated():
+    agent = agent_with_distinct_nets(terminal_mask=True)
+    b_r, b_s_, b_terminated = tiny_batch()
+    with torch.no_grad():
+        best = agent.target_net(b_s_).max(1).values
+    got = agent.td_target(b_r, b_s_, b_terminated)[:, 0]
+    assert got[0].item() == pytest.approx(1.0) and got[2].item() == pytest.approx(2.0)
+    assert got[1].item() == pytest.approx(-0.5 + 0.9 * best[1].item())
+    assert got[3].item() == pytest.approx(0.25 + 0.9 * best[3].item())
+
+
+def test_terminal_flag_is_stored_per_row():
+    agent = dqn.DQN(4, 2, memory_capacity=4, terminal_mask=True, batch_size=64, seed=0)
+    s = np.zeros(4, np.float32)
+    agent.store_transition(s, 0, 1.0, s, terminated=True)
+    agent.store_transition(s + 1, 1, 0.0, s, terminated=False)
+    b_s, _, _, _, b_terminated = agent.sample_batch()
+    assert torch.equal(b_terminated[:, 0], (b_s[:, 0] == 0).float())
+
+
+def test_grad_clip_bounds_the_gradient_norm():
+    from test_dqn import filled_agent
+
+    agent = filled_agent(grad_clip=1e-3)
+    agent.learn()
+    norm = torch.norm(torch.stack([p.grad.norm() for p in agent.eval_net.parameters()]))
+    assert norm.item() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_hidden_and_learning_starts_and_train_every():
+    agent = dqn.DQN(4, 2, seed=0, hidden=17, memory_capacity=500, learning_starts=100, train_every=4)
+    assert agent.eval_net.fc[0].out_features == 17
+    records = dqn.train(agent, dqn.make_env(), episodes=20, max_episode_steps=100, seed=0, log=None)
+    total = records[-1]["env_steps"]
+    # learning from env step 101 on, once every 4 env steps
+    assert agent.learn_step_counter == sum(1 for t in range(101, total + 1) if t % 4 == 0)
+
+
+def test_linear_epsilon_schedule():
+    schedule = dqn.linear_epsilon(0.0, 0.9, 100)
+    assert [schedule(t) for t in (0, 50, 100, 1000)] == pytest.approx([0.0, 0.45, 0.9, 0.9])
+
+
+def test_evaluate_is_greedy_and_deterministic_for_a_seed():
+    agent = dqn.DQN(4, 2, seed=3, epsilon=0.0)  # would act randomly in training
+    first = dqn.evaluate(agent, episodes=3, seed=11)
+    assert first == dqn.evaluate(agent, episodes=3, seed=11)
+    assert set(first) == {"mean", "std", "min"} and first["min"] <= first["mean"]
+    # a fixed greedy policy of a fresh net is not a random one: it falls fast and the same way
+    assert first == dqn.evaluate(dqn.DQN(4, 2, seed=3, epsilon=1.0), episodes=3, seed=11)
+
+
+def test_evaluate_uses_the_standard_500_step_task():
+    class AlwaysBalances:
+        eval_net = staticmethod(lambda s: torch.tensor([0.0, 1.0]) if s[2] + 0.5 * s[3] > 0 else torch.tensor([1.0, 0.0]))
+
+    result = dqn.evaluate(AlwaysBalances(), episodes=2, seed=0)
+    assert result["mean"] == 500.0  # capped by CartPole-v1's time limit, counted in env reward
+
+
+def read_metrics(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+FLAGS_ON = ["--double", "--terminal-mask", "--huber", "--grad-clip", "10", "--epsilon-start", "0.2",
+            "--epsilon-end", "0.95", "--epsilon-steps", "200", "--env", "CartPole-v1", "--reward", "env",
+            "--hidden", "32", "--learning-starts", "100", "--train-every", "2", "--eval-every", "100"]
+
+
+def test_flags_run_end_to_end_and_repeat_bit_for_bit(tmp_path):
+    args = [*SHORT, *FLAGS_ON, "--watch", "0", "--quiet"]
+    for name in ("a", "b"):
+        result = run_dqn(*args, "--run-name", name, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+    a, b = (read_metrics(tmp_path / "runs" / n / "metrics.csv") for n in "ab")
+    assert a == [dict(r, wall_s=x["wall_s"]) for r, x in zip(b, a)]  # all but the clock
+    # the standard task pays +1 a step, the schedule raises the greedy probability
+    assert all(float(r["reward"]) == int(r["steps"]) for r in a)
+    eps = [float(r["epsilon"]) for r in a]
+    assert eps == sorted(eps) and eps[0] < 0.5 and eps[-1] == pytest.approx(0.95)
+    assert sum(1 for r in a if r["eval_mean"]) >= 2  # periodic evals, plus the final one
+    meta = torch.load(tmp_path / "runs" / "a" / "model.pt", weights_only=True)["meta"]
+    assert meta["env_id"] == "CartPole-v1" and meta["hidden"] == 32
+
+
+def test_preset_sets_defaults_and_explicit_flags_win():
+    args = dqn.parse_args(["--preset", "tuned", "--lr", "0.005"])
+    assert args.env == "CartPole-v1" and args.reward == "env" and args.double and args.terminal_mask
+    assert args.lr == 0.005
+    assert args.early_stop == 475.0
+    blog = dqn.parse_args([])
+    assert (blog.env, blog.reward, blog.double, blog.lr) == ("CartPole-v0", "shaped", False, 0.01)
+
+
+def test_early_stop_and_no_early_stop(tmp_path):
+    base = [*SHORT, "--watch", "0", "--quiet", "--eval-every", "200", "--eval-episodes", "1"]
+    stopped = run_dqn(*base, "--early-stop", "1", "--run-name", "s", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "early stop" in stopped.stdout
+    assert len(read_metrics(tmp_path / "runs" / "s" / "metrics.csv")) < 25
+    kept = run_dqn(*base, "--early-stop", "1", "--no-early-stop", "--run-name", "k", cwd=tmp_path)
+    assert kept.returncode == 0 and "early stop" not in kept.stdout
+    assert len(read_metrics(tmp_path / "runs" / "k" / "metrics.csv")) == 25
+
+
+def test_max_env_steps_caps_the_whole_run(tmp_path):
+    result = run_dqn(*SHORT, "--episodes", "1000", "--max-env-steps", "345", "--watch", "0", "--quiet", "--run-name", "m", cwd=tmp_path)
+    assert result.returncode == 0
+    assert int(read_metrics(tmp_path / "runs" / "m" / "metrics.csv")[-1]["env_steps"]) == 345
+
+
+def test_seeds_bench_writes_its_table_and_figure(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "seeds.py"), "--name", "smoke", "--seeds", "2",
+                             "--solved", "15", "--out", str(tmp_path), "--",
+                             "--episodes", "30", "--memory-capacity", "200", "--max-episode-steps", "300",
+                             "--eval-every", "300", "--eval-episodes", "2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_metrics(tmp_path / "smoke.csv")
+    assert [r["seed"] for r in rows] == ["0", "1"]
+    assert all(float(r["wall_s"]) > 0 and int(r["env_steps"]) > 0 for r in rows)
+    summary = json.loads((tmp_path / "smoke.json").read_text())
+    assert summary["seeds"] == 2 and summary["solved_within_window"].endswith("/2")
+    assert (tmp_path / "smoke.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(read_metrics(tmp_path / "smoke_curve.csv")) == 100
+    assert "| seed |" in result.stdout and "SUMMARY" in result.stdout
