@@ -50,6 +50,7 @@ hyperparameters = dict(
 # ---------------------------------------------------------------------------------------
 ENV_ID = "CartPole-v0"
 MAX_EPISODE_STEPS = 10_000
+EVAL_ENV_ID = "CartPole-v1"  # greedy evaluation uses the standard task (see evaluate)
 
 
 def make_env(env_id=ENV_ID, unwrapped=True, render_mode=None):
@@ -128,9 +129,13 @@ class DQN:
     def choose_action(self, s):
         """Greedy (argmax Q) with probability epsilon, else a uniform random action."""
         if self.rng.random() < self.epsilon:
-            with torch.inference_mode():  # acting needs no autograd graph
-                return int(self.eval_net(torch.as_tensor(s, dtype=torch.float32)).argmax())
+            return self.greedy_action(s)
         return int(self.rng.integers(self.n_actions))
+
+    def greedy_action(self, s):
+        """argmax_a Q(s, a) by eval_net, as a plain int (what gymnasium's step() expects)."""
+        with torch.inference_mode():  # acting needs no autograd graph
+            return int(self.eval_net(torch.as_tensor(s, dtype=torch.float32)).argmax())
 
     def store_transition(self, s, a, r, s_, terminated=False):
         """Write [s, a, r, s_] into the ring buffer, overwriting the oldest row."""
@@ -261,8 +266,8 @@ class Hooks:
 # Plot: the blog plots the episode rewards; the steps panel shows how long the pole
 # stayed up, which is easier to read than the shaped reward.
 # ---------------------------------------------------------------------------------------
-def plot(records, path=None, evals=(), show=False):
-    """Draw rewards and steps (and greedy evals) per episode; save to path, show if asked."""
+def plot(records, evals=()):
+    """The reward and steps of each episode (and greedy evals), as a matplotlib figure."""
     import matplotlib
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -271,28 +276,19 @@ def plot(records, path=None, evals=(), show=False):
 
     learned = [r for r in records if r["learning"]] or records
     episodes = [r["episode"] for r in learned]
-    panels = 3 if evals else 2
-    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels), sharex=False)
+    fig, axes = plt.subplots(3 if evals else 2, 1, figsize=(8, 7.8 if evals else 5.2))
     axes[0].plot(episodes, [r["reward"] for r in learned])
-    axes[0].set_ylabel("shaped reward")
-    axes[0].set_title("DQN on CartPole: episodes once learning has started")
+    axes[0].set_ylabel("episode reward")
+    axes[0].set_title("DQN on CartPole: the episodes since learning started")
     axes[1].plot(episodes, [r["steps"] for r in learned], color="tab:orange")
     axes[1].set_ylabel("steps (pole up)")
     axes[1].set_xlabel("episode")
     if evals:
         axes[2].plot([e["env_steps"] for e in evals], [e["mean"] for e in evals], "o-", color="tab:green")
-        axes[2].set_ylabel("greedy eval return")
+        axes[2].set_ylabel(f"greedy eval ({EVAL_ENV_ID})")
         axes[2].set_xlabel("env steps")
     fig.tight_layout()
-    if path is not None:
-        from dqn_support import atomic_path
-
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    if show:
-        plt.show()
-    plt.close(fig)
-    return path
+    return fig
 
 
 # =======================================================================================
@@ -300,15 +296,6 @@ def plot(records, path=None, evals=(), show=False):
 # Everything below is optional: greedy evaluation, the known DQN fixes as flags, presets,
 # and the command line. Checkpoints, video and validation live in dqn_support.py.
 # =======================================================================================
-EVAL_ENV_ID = "CartPole-v1"
-
-
-def greedy_action(agent, s):
-    """The argmax action of agent.eval_net, with no exploration."""
-    with torch.inference_mode():
-        return int(agent.eval_net(torch.as_tensor(s, dtype=torch.float32)).argmax())
-
-
 def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=MAX_EPISODE_STEPS):
     """Play the greedy policy on a fresh env_id; return mean, std and min of its own returns.
 
@@ -321,7 +308,7 @@ def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=M
         s, _ = env.reset(seed=seed + i)
         total = 0.0
         for _ in range(max_episode_steps):
-            s, r, terminated, truncated, _ = env.step(greedy_action(agent, s))
+            s, r, terminated, truncated, _ = env.step(agent.greedy_action(s))
             total += r
             if terminated or truncated:
                 break
@@ -371,6 +358,9 @@ def main(argv=None):
     except support.UsageError as e:
         print(f"dqn.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # while watching or showing: everything is saved by then
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def train_and_save(args, run_dir):
@@ -395,23 +385,24 @@ def train_and_save(args, run_dir):
     env_steps = records[-1]["env_steps"] if records else 0
     print(f"trained {len(records)} episodes, {env_steps} env steps, {agent.learn_step_counter} learn steps "
           f"in {elapsed:.1f} s ({env_steps / max(elapsed, 1e-9):.0f} steps/s)")
-    if hooks.diverged:
-        agent.eval_net.load_state_dict(hooks.good_state)
-        r = hooks.diverged
-        print(f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
-              f"{r['loss']}. Try a smaller --lr (now {args.lr}). Saving the last finite weights.", file=sys.stderr)
-    elif not hooks.interrupted and records:
-        final = evaluate(agent, args.eval_episodes, seed=support.eval_seed(args))
-        hooks.evals.append(dict(final, env_steps=env_steps))
-        print(f"greedy evaluation on {EVAL_ENV_ID}, {args.eval_episodes} episodes: "
-              f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
-    with support.ignore_ctrl_c():
+    with support.ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
+        if hooks.diverged:
+            agent.eval_net.load_state_dict(hooks.good_state)
+            r = hooks.diverged
+            print(f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
+                  f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
+                  file=sys.stderr)
+        elif not hooks.interrupted and records:
+            final = evaluate(agent, args.eval_episodes, seed=support.eval_seed(args))
+            hooks.evals.append(dict(final, env_steps=env_steps))
+            print(f"greedy evaluation on {EVAL_ENV_ID}, {args.eval_episodes} episodes: "
+                  f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
         paths = [support.save_metrics(records, hooks.evals, run_dir / "metrics.csv"),
                  support.save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed,
                                          len(records))]
-        show = not args.no_show and support.display_available() and not os.environ.get("CI")
-        if records:
-            paths.append(plot(records, args.plot or run_dir / "rewards.png", hooks.evals, show=False))
+        figure = plot(records, hooks.evals) if records else None
+        if figure:
+            paths.append(support.save_figure(figure, args.plot or run_dir / "rewards.png"))
     for path in paths:
         print(f"saved {path}")
     if hooks.interrupted:
@@ -420,9 +411,11 @@ def train_and_save(args, run_dir):
     if hooks.diverged:
         return 1
     watch(agent, args, run_dir, args.env, args.reward)
-    if show:
-        plot(records, None, hooks.evals, show=True)
     print(f"run folder: {run_dir}")
+    if figure and not args.no_show and support.display_available() and not os.environ.get("CI"):
+        import matplotlib.pyplot as plt
+
+        plt.show()  # blocks until the window is closed
     return 0
 
 
@@ -434,7 +427,7 @@ def watch(agent, args, run_dir, env_id, reward):
         return
     episodes = args.watch or 1
     make = lambda render_mode: make_env(env_id, unwrapped=reward == "shaped", render_mode=render_mode)
-    policy = lambda s: greedy_action(agent, s)
+    policy = agent.greedy_action
     seed = support.eval_seed(args)
     if not args.video and support.display_available() and support.watch_in_window(make, policy, episodes, seed):
         return

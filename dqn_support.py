@@ -317,6 +317,13 @@ def atomic_path(path):
             os.remove(tmp)
 
 
+def save_figure(figure, path):
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path
+
+
 METRIC_FIELDS = ["episode", "steps", "reward", "epsilon", "loss", "learning", "env_steps", "wall_s"]
 
 

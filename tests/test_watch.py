@@ -85,7 +85,7 @@ def test_recorded_video_has_moving_frames(tmp_path, suffix):
 
     agent = dqn.DQN(4, 2, seed=0)
     make = lambda render_mode: dqn.make_env(render_mode=render_mode)  # noqa: E731
-    path = dqn_support.record_video(make, lambda s: dqn.greedy_action(agent, s), 1, 0, tmp_path / f"clip{suffix}")
+    path = dqn_support.record_video(make, agent.greedy_action, 1, 0, tmp_path / f"clip{suffix}")
     frames = read_frames(path)
     assert path.suffix == suffix and len(frames) >= 3
     assert frames[0].ndim == 3 and frames[0].shape[2] in (3, 4)
@@ -99,7 +99,7 @@ def test_gif_when_ffmpeg_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(dqn_support, "ffmpeg_available", lambda: False)
     agent = dqn.DQN(4, 2, seed=0)
     make = lambda render_mode: dqn.make_env(render_mode=render_mode)  # noqa: E731
-    path = dqn_support.record_video(make, lambda s: dqn.greedy_action(agent, s), 1, 0, tmp_path / "clip.mp4",
+    path = dqn_support.record_video(make, agent.greedy_action, 1, 0, tmp_path / "clip.mp4",
                                     log=lambda *_: None)
     assert path == tmp_path / "clip.gif" and path.stat().st_size > 0
 
