@@ -78,6 +78,7 @@ class q_net(nn.Module):
         nn.init.normal_(self.fc[2].weight, std=0.1)
 
     def forward(self, x):
+        """Q(s, a) for every action a: shape (..., n_actions)."""
         return self.fc(x)
 
     def backprop(self, x, hidden, action, d_q):
@@ -256,10 +257,10 @@ class Hooks:
     stop = False  # set True to end training at the next step boundary
 
     def before_step(self, env_steps):
-        pass
+        """Called before every env step with the number of steps taken so far."""
 
     def after_episode(self, record):
-        pass
+        """Called with each episode's record as soon as the episode ends."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""The newcomer path: the README's own commands, run as written, in a fresh virtual env."""
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, headless_env
+
+sys.path.insert(0, str(ROOT / "bench"))
+import readme_links  # noqa: E402
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+README_ZH = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+
+
+def commands(text, section):
+    """The shell lines of the fenced bash blocks in one '## section' of a README."""
+    body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", body, flags=re.S)
+    return [line.split("#")[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_starts_with_install_run_and_test():
+    run_it = commands(README, "Run it")
+    assert run_it[:2] == ["pip install -r requirements.txt", "python dqn.py"]
+    assert "python -m pytest" in run_it
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest\n" in ci  # CI runs exactly the README's test command
+
+
+@pytest.mark.slow
+def test_readme_commands_work_in_a_fresh_venv(tmp_path):
+    """pip install -r requirements.txt, then the README's quick run, in a new venv."""
+    env_dir = tmp_path / "venv"
+    # system site packages: torch is a multi-GB download otherwise; pip still checks every requirement
+    venv.create(env_dir, with_pip=True, system_site_packages=True)
+    bin_dir = env_dir / "bin"
+    run_it = commands(README, "Run it")
+    quick = next(c for c in run_it if c.startswith("python dqn.py --episodes"))
+    for command in [run_it[0], quick]:
+        argv = command.split()
+        argv[0] = str(bin_dir / argv[0])
+        if argv[1] == "dqn.py":
+            argv[1] = str(ROOT / "dqn.py")
+        result = subprocess.run(argv, cwd=tmp_path if argv[1] != "install" else ROOT, env=headless_env(),
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, (command, result.stdout[-1500:], result.stderr[-1500:])
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "rewards.png").stat().st_size > 0 and (run_dir / "model.pt").stat().st_size > 0
+    assert f"run folder: runs/{run_dir.name}" in result.stdout
+
+
+@pytest.mark.parametrize("text", [README, README_ZH], ids=["README.md", "README.zh-CN.md"])
+def test_links_to_dqn_py_point_at_what_they_name(text):
+    assert len(readme_links.LINK.findall(text)) >= 12
+    wrong = readme_links.stale_links(text, readme_links.symbol_lines())
+    assert not wrong, f"stale links (name: (linked, actual)); run python bench/readme_links.py: {wrong}"
+
+
+def test_chinese_readme_links_back_and_covers_the_same_sections():
+    assert "README.md" in README_ZH and "README.zh-CN.md" in README
+    for command in ["pip install -r requirements.txt", "python dqn.py", "python -m pytest"]:
+        assert command in README_ZH
+
+
+def test_every_figure_in_the_readmes_exists_and_names_its_command():
+    for text in (README, README_ZH):
+        for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+            assert (ROOT / path).is_file(), path
+    assert "bench/figures.py" in README and "bench/speed.py" in README and "bench/seeds.py" in README
+
+
+def test_every_public_function_has_a_docstring():
+    import inspect
+
+    import dqn
+
+    for name, obj in vars(dqn).items():
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == "dqn" and not name.startswith("_"):
+            assert inspect.getdoc(obj), name
+            if inspect.isclass(obj):
+                for method_name, method in vars(obj).items():
+                    if inspect.isfunction(method) and not method_name.startswith("_"):
+                        assert inspect.getdoc(method), f"{name}.{method_name}"
+    assert "Pytorch Note51" in dqn.__doc__ and "README.md" in dqn.__doc__
