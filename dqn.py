@@ -286,7 +286,7 @@ def plot(records, evals=()):
     axes[1].set_xlabel("episode")
     if evals:
         axes[2].plot([e["env_steps"] for e in evals], [e["mean"] for e in evals], "o-", color="tab:green")
-        axes[2].set_ylabel(f"greedy eval ({EVAL_ENV_ID})")
+        axes[2].set_ylabel("greedy eval return")
         axes[2].set_xlabel("env steps")
     fig.tight_layout()
     return fig
@@ -394,9 +394,9 @@ def train_and_save(args, run_dir):
                   f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
                   file=sys.stderr)
         elif not hooks.interrupted and records:
-            final = evaluate(agent, args.eval_episodes, seed=support.eval_seed(args))
+            final = evaluate(agent, args.eval_episodes, args.eval_env, seed=support.eval_seed(args))
             hooks.evals.append(dict(final, env_steps=env_steps))
-            print(f"greedy evaluation on {EVAL_ENV_ID}, {args.eval_episodes} episodes: "
+            print(f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
                   f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
         paths = [support.save_metrics(records, hooks.evals, run_dir / "metrics.csv"),
                  support.save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed,

@@ -160,6 +160,8 @@ def validate_args(args, make_env):
     else:
         args.env = args.env or DEFAULT_ENV_ID
         check_env(make_env, args.env, args.reward)
+        # CartPole agents are judged on the standard v1 task; any other env on itself
+        args.eval_env = "CartPole-v1" if args.env.startswith("CartPole") else args.env
     if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"--video must end in .mp4 or .gif, got {args.video}")
     if args.run_name is not None and (not args.run_name or "/" in args.run_name or args.run_name in (".", "..")):
@@ -229,7 +231,7 @@ class TrainingHooks:
             self.run_eval(env_steps)
 
     def run_eval(self, env_steps):
-        result = self.evaluate(self.agent, self.args.eval_episodes, seed=eval_seed(self.args))
+        result = self.evaluate(self.agent, self.args.eval_episodes, self.args.eval_env, seed=eval_seed(self.args))
         result["env_steps"] = env_steps
         self.evals.append(result)
         if not self.args.quiet:

@@ -80,6 +80,13 @@ def test_same_seed_same_metrics_bit_for_bit(tmp_path):
     assert columns("a") == columns("b")
 
 
+def test_another_discrete_env_trains_and_evaluates_on_itself(dqn_cli):
+    out = dqn_cli("--env", "Acrobot-v1", "--reward", "env", "--episodes", "2", "--max-episode-steps", "200",
+                  "--eval-episodes", "1", "--watch", "0", "--seed", "0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "greedy evaluation on Acrobot-v1" in out.stdout
+
+
 def test_plot_flag_and_quiet(dqn_cli, tmp_path):
     out = dqn_cli(*SHORT, "--watch", "0", "--quiet", "--plot", tmp_path / "mine.png", "--run-name", "q")
     assert out.returncode == 0, out.stderr
