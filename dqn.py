@@ -387,18 +387,24 @@ def train_and_save(args, run_dir):
     print(f"trained {len(records)} episodes, {env_steps} env steps, {agent.learn_step_counter} learn steps "
           f"in {elapsed:.1f} s ({env_steps / max(elapsed, 1e-9):.0f} steps/s)")
     with support.ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
+        final = None
         if hooks.diverged:
             agent.eval_net.load_state_dict(hooks.good_state)
             r = hooks.diverged
             print(f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
                   f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
                   file=sys.stderr)
+        elif hooks.solved:  # early stop: keep the agent that passed, not the one a step later
+            final, weights = hooks.solved
+            agent.eval_net.load_state_dict(weights)
         elif not hooks.interrupted and records:
             final = evaluate(agent, args.eval_episodes, args.eval_env, seed=support.eval_seed(args))
             hooks.evals.append(dict(final, env_steps=env_steps))
+        if final:
             print(f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
                   f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
         paths = [support.save_metrics(records, hooks.evals, run_dir / "metrics.csv"),
+                 support.save_evals(hooks.evals, run_dir / "evals.csv"),
                  support.save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed,
                                          len(records))]
         figure = plot(records, hooks.evals) if records else None

@@ -215,6 +215,7 @@ class TrainingHooks:
         self.evaluate, self.epsilon_schedule = evaluate, epsilon_schedule
         self.evals, self.interrupted, self.diverged = [], False, None
         self.good_state = None  # eval_net weights after the last finite episode
+        self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
         self.progress = None
         if not args.quiet:
             from tqdm import tqdm
@@ -241,6 +242,8 @@ class TrainingHooks:
                 and result["mean"] >= self.args.early_stop:
             print(f"early stop: greedy eval {result['mean']:.1f} >= {self.args.early_stop} "
                   f"after {env_steps} env steps")
+            # the loop still finishes this step; keep the agent exactly as it was evaluated
+            self.solved = (result, copy_weights(self.agent.eval_net))
             self.stop = True
 
     def after_episode(self, record):
@@ -251,7 +254,7 @@ class TrainingHooks:
                 self.progress.close()
                 self.progress = None
         if math.isfinite(record["loss"]) or not record["learning"]:
-            self.good_state = {k: v.clone() for k, v in self.agent.eval_net.state_dict().items()}
+            self.good_state = copy_weights(self.agent.eval_net)
         else:
             self.diverged = record
             self.stop = True
@@ -273,6 +276,10 @@ class TrainingHooks:
             signal.signal(signal.SIGINT, previous)
             if self.progress is not None:
                 self.progress.close()
+
+
+def copy_weights(net):
+    return {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def eval_seed(args):
@@ -327,10 +334,20 @@ def save_figure(figure, path):
 
 
 METRIC_FIELDS = ["episode", "steps", "reward", "epsilon", "loss", "learning", "env_steps", "wall_s"]
+EVAL_FIELDS = ["env_steps", "mean", "std", "min"]
+
+
+def save_evals(evals, path):
+    """One CSV row per greedy evaluation: when it ran (env steps) and what it scored."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EVAL_FIELDS)
+        writer.writerows([e[k] for k in EVAL_FIELDS] for e in evals)
+    return path
 
 
 def save_metrics(records, evals, path):
-    """One CSV row per episode, plus eval columns filled on the episode where an eval ran."""
+    """One CSV row per episode; eval columns hold the last evaluation run during that episode."""
     eval_by_step = {e["env_steps"]: e for e in evals}
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

@@ -38,10 +38,12 @@ def run_seed(flags, seed, runs_dir):
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"seed {seed} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-    with open(Path(runs_dir) / f"seed{seed}" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
-    evals = [(int(r["env_steps"]), float(r["eval_mean"])) for r in rows if r["eval_mean"]]
-    return dict(seed=seed, evals=evals, env_steps=int(rows[-1]["env_steps"]), wall_s=wall)
+    run = Path(runs_dir) / f"seed{seed}"
+    with open(run / "evals.csv") as f:
+        evals = [(int(r["env_steps"]), float(r["mean"])) for r in csv.DictReader(f)]
+    with open(run / "metrics.csv") as f:
+        env_steps = int(list(csv.DictReader(f))[-1]["env_steps"])
+    return dict(seed=seed, evals=evals, env_steps=env_steps, wall_s=wall)
 
 
 def first_solved(evals, solved):

@@ -150,6 +150,13 @@ def test_early_stop_and_no_early_stop(tmp_path):
     assert stopped.returncode == 0, stopped.stderr
     assert "early stop" in stopped.stdout
     assert len(read_metrics(tmp_path / "runs" / "s" / "metrics.csv")) < 25
+    # the saved agent is the one that passed the evaluation, not the one a learn step later
+    evals = read_metrics(tmp_path / "runs" / "s" / "evals.csv")
+    data = torch.load(tmp_path / "runs" / "s" / "model.pt", weights_only=True)
+    agent = dqn.DQN(4, 2)
+    agent.eval_net.load_state_dict(data["eval_net"])
+    again = dqn.evaluate(agent, episodes=1, env_id="CartPole-v1", seed=10_000)  # the eval seed of --seed 0
+    assert float(evals[-1]["mean"]) == again["mean"] >= 1
     kept = run_dqn(*base, "--early-stop", "1", "--no-early-stop", "--run-name", "k", cwd=tmp_path)
     assert kept.returncode == 0 and "early stop" not in kept.stdout
     assert len(read_metrics(tmp_path / "runs" / "k" / "metrics.csv")) == 25

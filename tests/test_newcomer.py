@@ -68,6 +68,7 @@ def test_chinese_readme_links_back_and_covers_the_same_sections():
 
 def test_every_figure_in_the_readmes_exists_and_names_its_command():
     for text in (README, README_ZH):
+        assert "PLACEHOLDER" not in text
         for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
             assert (ROOT / path).is_file(), path
     assert "bench/figures.py" in README and "bench/speed.py" in README and "bench/seeds.py" in README
