@@ -33,7 +33,8 @@ hyperparameters = dict(
     gamma=0.9,
     target_replace_iter=100,  # copy eval_net into target_net every this many learn steps
     memory_capacity=2000,
-    # Beyond the blog (section "Opt-in fixes" below); these defaults are the blog's behaviour.
+    # Beyond the blog (the fixes the README lists under "Going further"); these defaults
+    # keep the blog's behaviour.
     hidden=50,
     learning_starts=None,  # learn once the memory holds more than this; None = memory_capacity
     train_every=1,  # one learn() per this many env steps
@@ -118,6 +119,7 @@ class DQN:
         self.eval_net = q_net(n_states, n_actions, self.hidden)
         self.target_net = q_net(n_states, n_actions, self.hidden)
         self.target_net.load_state_dict(self.eval_net.state_dict())
+        self._eval_weights = [p.detach().numpy() for p in self.eval_net.parameters()]  # shared memory
         self.learn_step_counter = 0
         self.memory_counter = 0
         # One row per transition: [s, a, r, s_]. float32 like the observations and the
@@ -135,8 +137,10 @@ class DQN:
 
     def greedy_action(self, s):
         """argmax_a Q(s, a) by eval_net, as a plain int (what gymnasium's step() expects)."""
-        with torch.inference_mode():  # acting needs no autograd graph
-            return int(self.eval_net(torch.as_tensor(s, dtype=torch.float32)).argmax())
+        # q_net.forward for one state, in numpy on views of eval_net's own weights (they
+        # change as it learns): for a single state, torch's per-call cost would dominate.
+        w1, b1, w2, b2 = self._eval_weights
+        return int(np.argmax(w2 @ np.maximum(w1 @ s + b1, 0) + b2))
 
     def store_transition(self, s, a, r, s_, terminated=False):
         """Write [s, a, r, s_] into the ring buffer, overwriting the oldest row."""
@@ -175,13 +179,15 @@ class DQN:
         # Gradients are written out by hand below, so autograd's bookkeeping is switched off.
         with torch.inference_mode():
             q_target = self.td_target(b_r, b_s_, b_terminated)
-            hidden = torch.relu(self.eval_net.fc[0](b_s))
-            q_eval = self.eval_net.fc[2](hidden).gather(1, b_a)  # Q(s, a) of the actions taken
+            first, second = self.eval_net.fc[0], self.eval_net.fc[2]
+            hidden = torch.relu(first(b_s))
+            q_eval = second(hidden).gather(1, b_a)  # Q(s, a) of the actions taken
             td_error = q_eval - q_target
             if self.huber:  # Smooth L1: quadratic near zero, linear past |error| = 1
-                loss, d_q = nn.functional.smooth_l1_loss(q_eval, q_target), td_error.clamp(-1, 1) / len(b_s)
+                loss = nn.functional.smooth_l1_loss(q_eval, q_target)
+                d_q = td_error.clamp(-1, 1) / self.batch_size
             else:  # the blog's MSE: loss = mean(td_error^2), so dloss/dQ = 2 td_error / batch
-                loss, d_q = td_error.square().mean(), td_error * (2 / len(b_s))
+                loss, d_q = td_error.square().mean(), td_error * (2 / self.batch_size)
             self.eval_net.backprop(b_s, hidden, b_a, d_q)  # what loss.backward() would do
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.eval_net.parameters(), self.grad_clip)

@@ -206,3 +206,20 @@ def test_import_has_no_side_effects():
     out = subprocess.run([sys.executable, "-c", "import dqn"], capture_output=True, text=True,
                          cwd=dqn.__file__.rsplit("/", 1)[0], timeout=60)
     assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+
+
+def test_greedy_action_follows_eval_net_as_it_learns_and_is_reloaded():
+    """greedy_action runs q_net's forward in numpy on views of eval_net's weights."""
+    agent = filled_agent(seed=5, lr=0.1)
+    states = np.random.default_rng(1).normal(size=(300, 4)).astype(np.float32) * 2
+
+    def torch_argmax():
+        with torch.no_grad():
+            return agent.eval_net(torch.from_numpy(states)).argmax(1).tolist()
+    for _ in range(3):
+        agent.learn()
+        assert [agent.greedy_action(s) for s in states] == torch_argmax()
+    other = dqn.q_net(4, 2)
+    agent.eval_net.load_state_dict(other.state_dict())  # as --play and early stop do
+    assert [agent.greedy_action(s) for s in states] == torch_argmax()
+    assert len(set(torch_argmax())) == 2
