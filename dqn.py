@@ -382,7 +382,7 @@ def train_and_save(args, run_dir):
     schedule = None
     if args.epsilon_steps:
         schedule = linear_epsilon(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
-    hooks = support.TrainingHooks(agent, env, args, evaluate, schedule, log)
+    hooks = support.TrainingHooks(agent, env, args, evaluate, schedule, log, render)
     start = time.perf_counter()
     with hooks.ctrl_c_stops_training():
         records = train(agent, env, args.episodes, args.max_episode_steps, REWARDS[args.reward],

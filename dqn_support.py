@@ -210,8 +210,8 @@ class TrainingHooks:
 
     stop = False
 
-    def __init__(self, agent, env, args, evaluate, epsilon_schedule=None, log=print):
-        self.agent, self.env, self.args, self.log = agent, env, args, log
+    def __init__(self, agent, env, args, evaluate, epsilon_schedule=None, log=print, render=False):
+        self.agent, self.env, self.args, self.log, self.render = agent, env, args, log, render
         self.evaluate, self.epsilon_schedule = evaluate, epsilon_schedule
         self.evals, self.interrupted, self.diverged = [], False, None
         self.good_state = None  # eval_net weights after the last finite episode
@@ -258,7 +258,7 @@ class TrainingHooks:
         else:
             self.diverged = record
             self.stop = True
-        if self.args.render:  # human mode renders inside env.step; switch it per episode
+        if self.render:  # human mode renders inside env.step; switch it per episode
             next_episode = record["episode"] + 1
             self.env.unwrapped.render_mode = "human" if next_episode % self.args.render_every == 0 else None
 

@@ -56,8 +56,10 @@ def test_render_during_training_every_kth_episode(tmp_path, x_display):
 
 
 def test_render_without_display_trains_anyway(dqn_cli):
+    env = headless_env()
+    env.pop("SDL_VIDEODRIVER")  # as on a real server: any attempt to open a window would fail
     result = dqn_cli("--episodes", "3", "--render", "--watch", "0", "--seed", "0", "--max-episode-steps", "50",
-                     timeout=120)
+                     env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--render: no display" in result.stdout
 
