@@ -333,11 +333,10 @@ def linear_epsilon(start, end, steps):
 # Presets: values chosen with bench/seeds.py (see README, "Going further").
 PRESETS = {
     "blog": {},
-    "tuned": dict(env="CartPole-v1", reward="env", double=True, terminal_mask=True, huber=False,
-                  lr=1e-3, gamma=0.99, batch_size=64, memory_capacity=20_000, hidden=128,
-                  target_replace_iter=500, learning_starts=1000, train_every=1,
-                  epsilon_start=0.0, epsilon_end=0.98, epsilon_steps=10_000,
-                  eval_every=2500, episodes=100_000, max_env_steps=100_000, early_stop=475.0),
+    "tuned": dict(env="CartPole-v1", reward="env", terminal_mask=True, double=True, huber=True, grad_clip=10.0,
+                  lr=3e-3, gamma=0.99, batch_size=64, hidden=128, memory_capacity=50_000, learning_starts=1000,
+                  target_replace_iter=200, epsilon_start=0.0, epsilon_end=0.98, epsilon_steps=4000,
+                  eval_every=1000, early_stop=475.0, episodes=100_000, max_env_steps=100_000),
 }
 
 
