@@ -283,14 +283,17 @@ def plot(records, evals=()):
 
     learned = [r for r in records if r["learning"]] or records
     episodes = [r["episode"] for r in learned]
-    fig, axes = plt.subplots(3 if evals else 2, 1, figsize=(8, 7.8 if evals else 5.2))
+    fig, axes = plt.subplots(3 if len(evals) > 1 else 2, 1, figsize=(8, 7.8 if len(evals) > 1 else 5.2))
     axes[0].plot(episodes, [r["reward"] for r in learned])
     axes[0].set_ylabel("episode reward")
-    axes[0].set_title("DQN on CartPole: the episodes since learning started")
+    title = "DQN on CartPole: the episodes since learning started"
+    if evals:
+        title += f"\nlast greedy evaluation: {evals[-1]['mean']:.1f} (mean return)"
+    axes[0].set_title(title)
     axes[1].plot(episodes, [r["steps"] for r in learned], color="tab:orange")
     axes[1].set_ylabel("steps (pole up)")
     axes[1].set_xlabel("episode")
-    if evals:
+    if len(evals) > 1:  # a learning curve needs more than the final evaluation
         axes[2].plot([e["env_steps"] for e in evals], [e["mean"] for e in evals], "o-", color="tab:green")
         axes[2].set_ylabel("greedy eval return")
         axes[2].set_xlabel("env steps")

@@ -51,14 +51,16 @@ def figure(names, out):
         with open(out / f"{name}_curve.csv") as f:
             rows = list(csv.DictReader(f))
         steps = [float(r["env_steps"]) for r in rows]
-        ax.plot(steps, [float(r["mean"]) for r in rows], label=name, lw=2.5 if name == "tuned" else 1.2)
+        (line,) = ax.plot(steps, [float(r["mean"]) for r in rows], label=name, lw=2.5 if name == "tuned" else 1.2)
         if name in ("blog", "tuned"):
-            ax.fill_between(steps, [float(r["ci_low"]) for r in rows], [float(r["ci_high"]) for r in rows], alpha=0.2)
+            ax.fill_between(steps, [float(r["ci_low"]) for r in rows], [float(r["ci_high"]) for r in rows],
+                            color=line.get_color(), alpha=0.2)
     ax.axhline(475, color="grey", ls="--", lw=1)
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy eval return, CartPole-v1 (mean of seeds)")
-    ax.set_title("Each fix on top of the blog's DQN, and the tuned preset (95% CI shaded)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Each fix on top of the blog's DQN, and the tuned preset (95% CI shaded);\n"
+                 "a run's curve ends where it reached 475 and stopped", fontsize=10)
+    ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
     fig.savefig(out / "ablation.png", dpi=100)
 
@@ -69,11 +71,15 @@ def main():
     p.add_argument("--tuned-seeds", type=int, default=10)
     p.add_argument("--only", nargs="*", choices=sorted(ROWS), default=sorted(ROWS, key=list(ROWS).index))
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--replot", action="store_true", help="rebuild the table and figure from the saved results")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    summaries = {name: run_row(name, ROWS[name][0], args.seeds, out) for name in args.only}
+    if args.replot:
+        summaries = {name: json.loads((out / f"{name}.json").read_text()) for name in args.only}
+    else:
+        summaries = {name: run_row(name, ROWS[name][0], args.seeds, out) for name in args.only}
     lines = [f"Each row: `python bench/seeds.py --seeds {args.seeds} -- {' '.join(BUDGET)} FLAGS` "
              "(greedy eval: 20 episodes of CartPole-v1).", "",
              "| configuration | flags | median env steps to eval ≥ 475 | solved within 50k | median final eval | "
@@ -83,7 +89,8 @@ def main():
         lines.append(f"| {ROWS[name][1]} | `{' '.join(ROWS[name][0]) or '(none)'}` | {steps} | "
                      f"{s['solved_within_window']} | {s['median_final_eval']:.0f} | {s['median_wall_s']:.0f} |")
     if "tuned" in args.only and args.tuned_seeds:
-        t = run_row("tuned10", ROWS["tuned"][0], args.tuned_seeds, out, budget=[])  # the preset as a user runs it
+        t = (json.loads((out / "tuned10.json").read_text()) if args.replot
+             else run_row("tuned10", ROWS["tuned"][0], args.tuned_seeds, out, budget=[]))  # as a user runs it
         steps = f"{t['median_steps_to_solve']:,.0f}" if t["median_steps_to_solve"] is not None else "not reached"
         lines += ["", f"`python dqn.py --preset tuned` (its own greedy eval every 1,000 env steps) over "
                   f"{args.tuned_seeds} seeds (`bench/results/tuned10.csv`): median "
