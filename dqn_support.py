@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 WATCH_MAX_STEPS = 500
