@@ -261,3 +261,17 @@ def test_atomic_write_leaves_no_half_file(tmp_path):
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "old, complete"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_second_ctrl_c_while_saving_is_ignored(tmp_path):
+    import dqn_support
+
+    target = tmp_path / "metrics.csv"
+    with dqn_support.ignore_ctrl_c():
+        with dqn_support.atomic_path(target) as tmp:
+            Path(tmp).write_text("complete\n")
+            os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt mid-save otherwise
+    assert target.read_text() == "complete\n"
+    with pytest.raises(KeyboardInterrupt):  # and Ctrl-C works again afterwards
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
