@@ -347,7 +347,7 @@ def parse_args(argv=None):
     """Parse and validate the command line (a preset sets defaults; explicit flags win)."""
     from dqn_support import build_parser, parse_with_preset, validate_args
 
-    return validate_args(parse_with_preset(build_parser(hyperparameters, PRESETS), PRESETS, argv), make_env)
+    return validate_args(parse_with_preset(build_parser(hyperparameters, PRESETS), PRESETS, argv), make_env, ENV_ID)
 
 
 def agent_overrides(args):

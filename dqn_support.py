@@ -21,7 +21,6 @@ import gymnasium as gym
 import torch
 
 WATCH_MAX_STEPS = 500
-DEFAULT_ENV_ID = "CartPole-v0"
 CHECKPOINT_FORMAT = "dqn-cartpole-checkpoint/1"
 
 
@@ -123,7 +122,7 @@ POSITIVE_INTS = ["episodes", "max_episode_steps", "batch_size", "target_replace_
 PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end"]
 
 
-def validate_args(args, make_env):
+def validate_args(args, make_env, default_env):
     """Check every flag; raise UsageError naming the flag and what it allows."""
     def flag(name):
         return "--" + name.replace("_", "-")
@@ -157,7 +156,7 @@ def validate_args(args, make_env):
         if not Path(args.play).is_file():
             raise UsageError(f"--play: no such file: {args.play}")
     else:
-        args.env = args.env or DEFAULT_ENV_ID
+        args.env = args.env or default_env
         check_env(make_env, args.env, args.reward)
         # CartPole agents are judged on the standard v1 task; any other env on itself
         args.eval_env = "CartPole-v1" if args.env.startswith("CartPole") else args.env
@@ -415,8 +414,7 @@ def can_render(make_env, env_id, log=print):
     if not display_available():
         log("--render: no display (DISPLAY/WAYLAND_DISPLAY unset); training without rendering")
         return False
-    if not os.environ.get("SDL_VIDEODRIVER"):  # as in watch_in_window: no silent off-screen fallback
-        os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
+    name_display_driver()
     try:
         env = make_env(env_id, render_mode="human")
         env.reset()
@@ -427,6 +425,13 @@ def can_render(make_env, env_id, log=print):
         log(f"--render: no window could open ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
             "training without rendering")
         return False
+
+
+def name_display_driver():
+    """Tell SDL which display to use. Left to choose, it quietly falls back to an invisible
+    off-screen driver when the X server is unreachable, and the user would see nothing."""
+    if not os.environ.get("SDL_VIDEODRIVER"):
+        os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
 
 
 def display_available():
@@ -454,10 +459,7 @@ def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=pr
 
 def watch_in_window(make_env, policy, episodes, seed, log=print):
     """Play in a real window at the env's own speed. Returns False if no window could open."""
-    # Name the display's driver: left to choose, SDL quietly falls back to an invisible
-    # off-screen one when the X server is unreachable, and the user would see nothing.
-    if not os.environ.get("SDL_VIDEODRIVER"):
-        os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
+    name_display_driver()
     try:
         env = make_env(render_mode="human")
         try:
