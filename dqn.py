@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+import dqn_pixels  # beyond the blog: screen images as the state (--pixels)
+
 # ---------------------------------------------------------------------------------------
 # Hyperparameters: the blog's values. DQN(**overrides) and the CLI flags change them.
 # ---------------------------------------------------------------------------------------
@@ -54,8 +56,13 @@ MAX_EPISODE_STEPS = 10_000
 EVAL_ENV_ID = "CartPole-v1"  # greedy evaluation uses the standard task (see evaluate)
 
 
-def make_env(env_id=ENV_ID, unwrapped=True, render_mode=None):
-    """Make a gymnasium env; unwrapped (the blog's choice) drops the time limit."""
+def make_env(env_id=ENV_ID, unwrapped=True, render_mode=None, pixels=False):
+    """Make a gymnasium env; unwrapped (the blog's choice) drops the time limit.
+
+    pixels=True (beyond the blog, dqn_pixels.py): observations are screen images instead.
+    """
+    if pixels:
+        return dqn_pixels.pixel_env(make_env(env_id, unwrapped, render_mode="rgb_array"), render_mode)
     with warnings.catch_warnings():  # v0 is "out of date", but it is the blog's env
         warnings.filterwarnings("ignore", message=".*out of date", category=DeprecationWarning)
         env = gym.make(env_id, render_mode=render_mode)
@@ -96,6 +103,13 @@ class q_net(nn.Module):
         first.weight.grad, first.bias.grad = d_hidden.T @ x, d_hidden.sum(0)
 
 
+def make_q_net(n_states, n_actions, hidden):
+    """The blog's q_net for a state vector; for a stack of screen images (--pixels), a CNN."""
+    if isinstance(n_states, int):
+        return q_net(n_states, n_actions, hidden)
+    return dqn_pixels.conv_q_net(n_states, n_actions, hidden)
+
+
 # ---------------------------------------------------------------------------------------
 # DQN: eval_net learns every step; target_net is a copy that lags target_replace_iter
 # learn steps behind. Bootstrapping from a frozen copy keeps the regression target from
@@ -104,7 +118,7 @@ class q_net(nn.Module):
 class DQN:
     """The blog's agent: replay memory, eval and target nets, Adam on an MSE loss."""
 
-    def __init__(self, n_states, n_actions, seed=None, **overrides):
+    def __init__(self, n_states, n_actions, seed=None, device="cpu", **overrides):
         unknown = set(overrides) - set(hyperparameters)
         if unknown:
             raise TypeError(f"unknown hyperparameter(s): {', '.join(sorted(unknown))}")
@@ -112,19 +126,24 @@ class DQN:
         if self.learning_starts is None:
             self.learning_starts = self.memory_capacity
         self.n_states, self.n_actions = n_states, n_actions
+        self.pixels = not isinstance(n_states, int)  # n_states is an image stack's shape (--pixels)
+        self.device = torch.device(device)
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
         if seed is not None:
             torch.manual_seed(seed)  # the nets' initial weights
 
-        self.eval_net = q_net(n_states, n_actions, self.hidden)
-        self.target_net = q_net(n_states, n_actions, self.hidden)
+        self.eval_net = make_q_net(n_states, n_actions, self.hidden).to(self.device)
+        self.target_net = make_q_net(n_states, n_actions, self.hidden).to(self.device)
         self.target_net.load_state_dict(self.eval_net.state_dict())
-        self._eval_weights = [p.detach().numpy() for p in self.eval_net.parameters()]  # shared memory
+        if not self.pixels:
+            self._eval_weights = [p.detach().numpy() for p in self.eval_net.parameters()]  # shared memory
         self.learn_step_counter = 0
         self.memory_counter = 0
         # One row per transition: [s, a, r, s_]. float32 like the observations and the
         # net, so a sampled batch goes to torch without a copy or a conversion.
-        self.memory = np.zeros((self.memory_capacity, n_states * 2 + 2), dtype=np.float32)
+        self.memory = np.zeros((self.memory_capacity, 2 if self.pixels else n_states * 2 + 2), dtype=np.float32)
+        if self.pixels:  # images go to a uint8 memory of their own; the rows keep [a, r]
+            self.memory_frames = dqn_pixels.FrameMemory(self.memory_capacity, n_states)
         self.memory_terminated = np.zeros((self.memory_capacity, 1), dtype=np.float32)  # for --terminal-mask
         # fused=True runs Adam's whole update in one kernel instead of ~10 small ops.
         self.optimizer = torch.optim.Adam(self.eval_net.parameters(), lr=self.lr, fused=True)
@@ -139,13 +158,19 @@ class DQN:
         """argmax_a Q(s, a) by eval_net, as a plain int (what gymnasium's step() expects)."""
         # q_net.forward for one state, in numpy on views of eval_net's own weights (they
         # change as it learns): for a single state, torch's per-call cost would dominate.
+        if self.pixels:  # the CNN: one torch forward
+            with torch.inference_mode():
+                return int(self.eval_net(torch.from_numpy(s)[None].to(self.device)).argmax())
         w1, b1, w2, b2 = self._eval_weights
         return int(np.argmax(w2 @ np.maximum(w1 @ s + b1, 0) + b2))
 
     def store_transition(self, s, a, r, s_, terminated=False):
         """Write [s, a, r, s_] into the ring buffer, overwriting the oldest row."""
         index = self.memory_counter % self.memory_capacity
-        row, n = self.memory[index], self.n_states
+        if self.pixels:  # s and s_ go to the frame memory; the row keeps [a, r]
+            self.memory_frames.store(index, s, s_)
+            s = s_ = []
+        row, n = self.memory[index], len(s)
         row[:n], row[n], row[n + 1], row[n + 2:] = s, a, r, s_
         self.memory_terminated[index] = terminated
         self.memory_counter += 1
@@ -153,10 +178,13 @@ class DQN:
     def sample_batch(self):
         """batch_size rows drawn uniformly with replacement, split into s, a, r, s_, terminated."""
         sample_index = self.rng.integers(min(self.memory_counter, self.memory_capacity), size=self.batch_size)
-        b_memory, n = self.memory[sample_index], self.n_states  # numpy indexing: cheaper than torch's
+        b_memory = self.memory[sample_index]  # numpy indexing: cheaper than torch's
+        n = 0 if self.pixels else self.n_states
         terminated = torch.from_numpy(self.memory_terminated[sample_index]) if self.terminal_mask else None
-        return (torch.from_numpy(b_memory[:, :n]), torch.from_numpy(b_memory[:, n:n + 1].astype(np.int64)),
-                torch.from_numpy(b_memory[:, n + 1:n + 2]), torch.from_numpy(b_memory[:, n + 2:]), terminated)
+        b_s, b_s_ = (self.memory_frames.sample(sample_index) if self.pixels else
+                     (torch.from_numpy(b_memory[:, :n]), torch.from_numpy(b_memory[:, n + 2:])))
+        return (b_s, torch.from_numpy(b_memory[:, n:n + 1].astype(np.int64)),
+                torch.from_numpy(b_memory[:, n + 1:n + 2]), b_s_, terminated)
 
     def td_target(self, b_r, b_s_, b_terminated=None):
         """r + gamma * max_a' Q_target(s_, a'): the value that Q(s, a) is pulled towards."""
@@ -176,6 +204,10 @@ class DQN:
         self.learn_step_counter += 1
 
         b_s, b_a, b_r, b_s_, b_terminated = self.sample_batch()
+        if self.pixels:  # the CNN: autograd sets (and clips) the gradients, see dqn_pixels.py
+            loss = dqn_pixels.backprop_by_autograd(self, b_s, b_a, b_r, b_s_, b_terminated)
+            self.optimizer.step()
+            return loss
         # Gradients are written out by hand below, so autograd's bookkeeping is switched off.
         with torch.inference_mode():
             q_target = self.td_target(b_r, b_s_, b_terminated)
@@ -234,12 +266,12 @@ def train(agent, env, episodes=300, max_episode_steps=MAX_EPISODE_STEPS, reward_
         for step in range(1, max_episode_steps + 1):
             hooks.before_step(env_steps)
             a = agent.choose_action(s)
-            s_, r, terminated, truncated, _ = env.step(a)
+            s_, r, terminated, truncated, info = env.step(a)
             r = reward_fn(env, s_, r)
             agent.store_transition(s, a, r, s_, terminated)
             reward += r
-            env_steps += 1
-            if agent.memory_counter > agent.learning_starts and env_steps % agent.train_every == 0:
+            env_steps += info.get("frames", 1)  # --pixels holds each action for several frames
+            if agent.memory_counter > agent.learning_starts and agent.memory_counter % agent.train_every == 0:
                 loss_sum += agent.learn()
                 learn_steps += 1
             if terminated or truncated or hooks.stop:
@@ -312,7 +344,7 @@ def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=M
     The standard CartPole-v1 (500-step limit, +1 a step) makes the number comparable with
     published results, unlike the shaped reward of the unwrapped training env.
     """
-    env = make_env(env_id, unwrapped=False)
+    env = make_env(env_id, unwrapped=False, pixels=getattr(agent, "pixels", False))  # any greedy_action will do
     returns = []
     for i in range(episodes):
         s, _ = env.reset(seed=seed + i)
@@ -340,6 +372,12 @@ PRESETS = {
                   lr=3e-3, gamma=0.99, batch_size=64, hidden=128, memory_capacity=50_000, learning_starts=1000,
                   target_replace_iter=200, epsilon_start=0.0, epsilon_end=0.98, epsilon_steps=4000,
                   eval_every=1000, early_stop=475.0, episodes=100_000, max_env_steps=100_000),
+    # --pixels: from screen images (dqn_pixels.py); README, "Learning from pixels"
+    "pixels": dict(pixels=True, env="CartPole-v1", reward="env", terminal_mask=True, double=True, huber=True,
+                   grad_clip=10.0, lr=2.5e-4, gamma=0.99, batch_size=32, hidden=256, memory_capacity=50_000,
+                   learning_starts=1000, train_every=2, target_replace_iter=1000, epsilon_start=0.0,
+                   epsilon_end=0.99, epsilon_steps=40_000, eval_every=20_000, eval_episodes=10,
+                   early_stop=475.0, episodes=100_000, max_env_steps=300_000),
 }
 
 
@@ -379,38 +417,25 @@ def train_and_save(args, run_dir):
     torch.set_num_threads(1)  # tensors this small gain nothing from threads, only hand-off cost
     log = (lambda *_: None) if args.quiet else print
     render = args.render and support.can_render(make_env, args.env, log)
-    env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
-    agent = DQN(env.observation_space.shape[0], int(env.action_space.n), seed=args.seed, **agent_overrides(args))
+    env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None,
+                   pixels=args.pixels)
+    n_states = env.observation_space.shape if args.pixels else env.observation_space.shape[0]
+    agent = DQN(n_states, int(env.action_space.n), seed=args.seed, device=args.device, **agent_overrides(args))
+    reward_fn = dqn_pixels.true_state_reward(REWARDS[args.reward]) if args.pixels else REWARDS[args.reward]
     schedule = None
     if args.epsilon_steps:
         schedule = linear_epsilon(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
     hooks = support.TrainingHooks(agent, env, args, evaluate, schedule, log, render)
     start = time.perf_counter()
     with hooks.ctrl_c_stops_training():
-        records = train(agent, env, args.episodes, args.max_episode_steps, REWARDS[args.reward],
-                        args.seed, log, hooks)
+        records = train(agent, env, args.episodes, args.max_episode_steps, reward_fn, args.seed, log, hooks)
     elapsed = time.perf_counter() - start
     env.close()
     env_steps = records[-1]["env_steps"] if records else 0
     print(f"trained {len(records)} episodes, {env_steps} env steps, {agent.learn_step_counter} learn steps "
           f"in {elapsed:.1f} s ({env_steps / max(elapsed, 1e-9):.0f} steps/s)")
     with support.ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
-        final = None
-        if hooks.diverged:
-            agent.eval_net.load_state_dict(hooks.good_state)
-            r = hooks.diverged
-            print(f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
-                  f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
-                  file=sys.stderr)
-        elif hooks.solved:  # early stop: keep the agent that passed, not the one a step later
-            final, weights = hooks.solved
-            agent.eval_net.load_state_dict(weights)
-        elif not hooks.interrupted and records:
-            final = evaluate(agent, args.eval_episodes, args.eval_env, seed=support.eval_seed(args))
-            hooks.evals.append(dict(final, env_steps=env_steps))
-        if final:
-            print(f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
-                  f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
+        hooks.choose_weights_and_evaluate(env_steps, trained=bool(records))
         paths = [support.save_metrics(records, hooks.evals, run_dir / "metrics.csv"),
                  support.save_evals(hooks.evals, run_dir / "evals.csv"),
                  support.save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed,
@@ -441,7 +466,8 @@ def watch(agent, args, run_dir, env_id, reward):
     if args.watch == 0 and not args.video:
         return
     episodes = args.watch or 1
-    make = lambda render_mode: make_env(env_id, unwrapped=reward == "shaped", render_mode=render_mode)
+    make = lambda render_mode: make_env(env_id, unwrapped=reward == "shaped", render_mode=render_mode,
+                                        pixels=agent.pixels)
     policy = agent.greedy_action
     seed = support.eval_seed(args)
     if not args.video and support.display_available() and support.watch_in_window(make, policy, episodes, seed):
@@ -455,13 +481,16 @@ def play(args):
     import dqn_support as support
 
     def make_agent(meta):
+        if torch.device(args.device).type != "cpu" and isinstance(meta["n_states"], int):
+            raise support.UsageError(f"--device {args.device} is for --pixels checkpoints; {args.play} runs on the CPU")
         if args.env is not None and args.env != meta["env_id"]:
             raise support.UsageError(f"--play: {args.play} was saved for {meta['env_id']}, not {args.env}")
-        return DQN(meta["n_states"], meta["n_actions"], hidden=meta["hidden"])
+        return DQN(meta["n_states"], meta["n_actions"], hidden=meta["hidden"], device=args.device)
 
     agent, meta = support.load_checkpoint(args.play, make_agent)
-    check = make_env(meta["env_id"], unwrapped=False)
-    shape = (check.observation_space.shape[0], int(check.action_space.n))
+    check = make_env(meta["env_id"], unwrapped=False, pixels=agent.pixels)
+    observation = check.observation_space.shape
+    shape = (observation if agent.pixels else observation[0], int(check.action_space.n))
     check.close()
     if shape != (meta["n_states"], meta["n_actions"]):
         raise support.UsageError(f"--play: {args.play} expects {meta['n_states']} states and "

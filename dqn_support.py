@@ -61,8 +61,13 @@ def build_parser(hyperparameters, presets):
     g.add_argument("--reward", choices=["shaped", "env"], default="shaped",
                    help="shaped: the blog's r1 + r2 on the unwrapped env; env: the env's own "
                         "reward on the standard, time-limited task")
-    g.add_argument("--preset", choices=sorted(presets), default="blog",
-                   help="a set of defaults; flags given explicitly still win")
+    g.add_argument("--preset", choices=sorted(presets), default=None,
+                   help="a set of defaults; flags given explicitly still win (default: blog, or pixels with --pixels)")
+    g.add_argument("--pixels", action="store_true",
+                   help="learn from screen images instead of the 4 state numbers (dqn_pixels.py); "
+                        "implies --preset pixels unless another preset is given")
+    g.add_argument("--device", default="cpu",
+                   help="torch device for the --pixels CNN, e.g. cuda (the state MLP always runs on the CPU)")
     g = p.add_argument_group("hyperparameters (the blog's values)")
     g.add_argument("--batch-size", type=int, default=h["batch_size"])
     g.add_argument("--lr", type=float, default=h["lr"], help="Adam learning rate")
@@ -93,6 +98,8 @@ def build_parser(hyperparameters, presets):
     g.add_argument("--early-stop", type=float, default=None,
                    help="stop once a greedy evaluation's mean reaches this")
     g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
+    g.add_argument("--keep-best", action="store_true",
+                   help="end with the weights of the best periodic evaluation, re-measured on fresh episodes")
     g = p.add_argument_group("output and watching")
     g.add_argument("--run-name", default=None, help="folder name under --runs-dir (default: a timestamp)")
     g.add_argument("--runs-dir", default="runs", help="where run folders go")
@@ -113,7 +120,8 @@ def build_parser(hyperparameters, presets):
 def parse_with_preset(parser, presets, argv):
     """Parse argv; the chosen preset's values replace the defaults, explicit flags still win."""
     first, _ = parser.parse_known_args(argv)
-    parser.set_defaults(**presets[first.preset])
+    preset = first.preset or ("pixels" if first.pixels else "blog")
+    parser.set_defaults(**presets[preset], preset=preset)
     return parser.parse_args(argv)
 
 
@@ -150,6 +158,8 @@ def validate_args(args, make_env, default_env):
     schedule = [args.epsilon_start, args.epsilon_end, args.epsilon_steps]
     if any(v is not None for v in schedule) and any(v is None for v in schedule):
         raise UsageError("--epsilon-start, --epsilon-end and --epsilon-steps go together: give all three")
+    if args.keep_best and not args.eval_every:
+        raise UsageError("--keep-best chooses among periodic evaluations: give --eval-every too")
     if args.early_stop is not None and not math.isfinite(args.early_stop):
         raise UsageError(f"--early-stop must be a finite number, got {args.early_stop}")
     if args.play is not None:
@@ -160,6 +170,13 @@ def validate_args(args, make_env, default_env):
         check_env(make_env, args.env, args.reward)
         # CartPole agents are judged on the standard v1 task; any other env on itself
         args.eval_env = "CartPole-v1" if args.env.startswith("CartPole") else args.env
+    check_device(args)
+    if args.pixels and args.play is None:
+        if not args.env.startswith("CartPole"):
+            raise UsageError(f"--pixels crops and scales CartPole's screen; it cannot read {args.env}'s")
+        if args.render:
+            raise UsageError("--render cannot show a --pixels run while it trains; watch it afterwards "
+                             "(--watch) or record it (--video)")
     if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"--video must end in .mp4 or .gif, got {args.video}")
     if args.run_name is not None and (not args.run_name or "/" in args.run_name or args.run_name in (".", "..")):
@@ -170,6 +187,18 @@ def validate_args(args, make_env, default_env):
     if args.play is None:
         check_writable_folder("--runs-dir", args.runs_dir)
     return args
+
+
+def check_device(args):
+    """--device must name a torch device that exists here; only the --pixels CNN uses it."""
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device: not a torch device: {args.device!r} (try cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__})")
+    if device.type != "cpu" and not args.pixels and args.play is None:
+        raise UsageError(f"--device {args.device} is for --pixels; the blog's small MLP runs on the CPU")
 
 
 def check_env(make_env, env_id, reward):
@@ -214,7 +243,9 @@ class TrainingHooks:
         self.evals, self.interrupted, self.diverged = [], False, None
         self.good_state = None  # eval_net weights after the last finite episode
         self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
+        self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
         self.progress = None
+        self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
         if not args.quiet:
             from tqdm import tqdm
 
@@ -226,13 +257,16 @@ class TrainingHooks:
             self.stop = True  # this step is the last one
         if self.epsilon_schedule is not None:
             self.agent.epsilon = self.epsilon_schedule(env_steps)
-        if self.args.eval_every and env_steps and env_steps % self.args.eval_every == 0:
+        if self.args.eval_every and env_steps >= self.next_eval:
+            self.next_eval += self.args.eval_every
             self.run_eval(env_steps)
 
     def run_eval(self, env_steps):
         result = self.evaluate(self.agent, self.args.eval_episodes, self.args.eval_env, seed=eval_seed(self.args))
         result["env_steps"] = env_steps
         self.evals.append(result)
+        if self.args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
+            self.best = (result, copy_weights(self.agent.eval_net))
         if not self.args.quiet:
             self.log(f"eval @ {env_steps} env steps: greedy return {result['mean']:.1f} "
                      f"± {result['std']:.1f} (min {result['min']:.0f})")
@@ -259,6 +293,39 @@ class TrainingHooks:
         if self.render:  # human mode renders inside env.step; switch it per episode
             next_episode = record["episode"] + 1
             self.env.unwrapped.render_mode = "human" if next_episode % self.args.render_every == 0 else None
+
+    def choose_weights_and_evaluate(self, env_steps, trained):
+        """After training: settle which eval_net weights to keep, then the final evaluation.
+
+        Diverged: the last finite weights. Early stop: the weights that passed. --keep-best:
+        the best periodic evaluation's (the last weights compete too), re-measured on fresh
+        episodes. Otherwise the last weights.
+        """
+        agent, args = self.agent, self.args
+        final = None
+        if self.diverged:
+            agent.eval_net.load_state_dict(self.good_state)
+            r = self.diverged
+            print(f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
+                  f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
+                  file=sys.stderr)
+        elif self.solved:  # early stop: keep the agent that passed, not the one a step later
+            final, weights = self.solved
+            agent.eval_net.load_state_dict(weights)
+        elif not self.interrupted and trained:
+            seed = eval_seed(args)
+            if args.keep_best:
+                self.run_eval(env_steps)
+                result, weights = self.best
+                agent.eval_net.load_state_dict(weights)
+                print(f"keeping the weights of the best evaluation: {result['mean']:.1f} "
+                      f"at {result['env_steps']} env steps")
+                seed += args.eval_episodes  # episodes the choice was not made on
+            final = self.evaluate(agent, args.eval_episodes, args.eval_env, seed=seed)
+            self.evals.append(dict(final, env_steps=env_steps))
+        if final:
+            print(f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
+                  f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
 
     @contextlib.contextmanager
     def ctrl_c_stops_training(self):

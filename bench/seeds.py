@@ -119,6 +119,9 @@ def main():
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(grid, bands[:, 0], label=f"{args.name}: mean of {len(runs)} seeds")
     ax.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.3, label="95% bootstrap CI")
+    if len(runs) <= 3:  # few seeds: show each one too
+        for run in runs:
+            ax.plot(*zip(*run["evals"]), lw=0.8, alpha=0.6, label=f"seed {run['seed']}")
     ax.axhline(args.solved, color="grey", ls="--", lw=1)
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy eval return (CartPole-v1)")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import dqn
-from conftest import ROOT, SHORT, run_dqn
+from conftest import ROOT, SHORT, assert_one_line_error, run_dqn
 
 
 def agent_with_distinct_nets(**overrides):
@@ -160,6 +160,26 @@ def test_early_stop_and_no_early_stop(tmp_path):
     kept = run_dqn(*base, "--early-stop", "1", "--no-early-stop", "--run-name", "k", cwd=tmp_path)
     assert kept.returncode == 0 and "early stop" not in kept.stdout
     assert len(read_metrics(tmp_path / "runs" / "k" / "metrics.csv")) == 25
+
+
+def test_keep_best_ends_with_the_best_evaluated_weights(tmp_path):
+    result = run_dqn(*SHORT, "--episodes", "60", "--watch", "0", "--quiet", "--eval-every", "300",
+                     "--eval-episodes", "3", "--keep-best", "--run-name", "b", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evals = [float(e["mean"]) for e in read_metrics(tmp_path / "runs" / "b" / "evals.csv")]
+    periodic, final = evals[:-1], evals[-1]  # the periodic ones (the last at the end of training), then the final
+    assert len(periodic) >= 3 and len(set(periodic)) > 1
+    assert f"keeping the weights of the best evaluation: {max(periodic):.1f}" in result.stdout
+    agent = dqn.DQN(4, 2)
+    agent.eval_net.load_state_dict(torch.load(tmp_path / "runs" / "b" / "model.pt", weights_only=True)["eval_net"])
+    # the saved weights are the best ones: on the periodic evaluation's episodes they score the best mean ...
+    assert dqn.evaluate(agent, episodes=3, env_id="CartPole-v1", seed=10_000)["mean"] == max(periodic)
+    # ... and the final evaluation measured them on the next, unseen episodes
+    assert dqn.evaluate(agent, episodes=3, env_id="CartPole-v1", seed=10_003)["mean"] == final
+
+
+def test_keep_best_needs_periodic_evaluations(dqn_cli):
+    assert_one_line_error(dqn_cli("--keep-best"), "--keep-best", "--eval-every")
 
 
 def test_max_env_steps_caps_the_whole_run(tmp_path):

@@ -1,0 +1,149 @@
+"""Learning CartPole from pixels: the blog's closing idea, as `python dqn.py --pixels`.
+
+The blog ends by noting that the state could be a picture of the screen instead of the
+four numbers, and that only the network would have to change. That is nearly true: the
+same DQN class learns from screens once three things are added, all in this file.
+
+1. Frames a network can use (preprocess, PixelObservation). The 400x600 colour screen is
+   cropped to the band where the cart and pole can be, reduced to one channel with the
+   objects bright on black, and averaged down to 20x75. One frame shows where the pole is
+   but not where it is going, so the observation is a stack of the last FRAME_STACK frames:
+   velocity is visible as the difference between them. Each action is held for
+   FRAME_SKIP frames, which halves the rendering (the dearest part of a step) and makes
+   that motion between frames larger.
+2. A convolutional q_net (conv_q_net): two strided convolutions read the stack, then the
+   blog's Linear-ReLU-Linear head gives one value per action.
+3. A compact replay memory (FrameMemory): frames are kept as uint8, and since the next
+   observation s_ is s shifted by one new frame, each row keeps FRAME_STACK + 1 frames
+   rather than two full stacks.
+
+README.md, "Learning from pixels", has the preset's choices and the measured results.
+"""
+import collections
+import os
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+
+SCREEN_ROWS = slice(164, 324)  # the cart, the track and the pole up to ~12 degrees (it falls past that)
+BLOCK = 8  # average 8x8 pixel blocks: the 160x600 band becomes 20x75
+FRAME_STACK = 4
+FRAME_SKIP = 2
+
+
+def preprocess(frame):
+    """A 400x600x3 rgb CartPole screen -> a (20, 75) uint8 image, the cart and pole bright on black."""
+    # The blue channel alone separates everything from the white background: the cart is
+    # 0, the pole 101, the background 255. Inverting it makes empty space zero.
+    band = frame[SCREEN_ROWS, :, 2]
+    rows, cols = band.shape[0] // BLOCK, band.shape[1] // BLOCK
+    band = band[:rows * BLOCK, :cols * BLOCK].astype(np.uint16)
+    block_sums = band.reshape(rows, BLOCK, -1).sum(1).reshape(rows, cols, BLOCK).sum(2)
+    return (255 - block_sums // (BLOCK * BLOCK)).astype(np.uint8)
+
+
+class PixelObservation(gym.Wrapper):
+    """Replace the env's observation with its last frame_stack preprocessed screens.
+
+    Each action is repeated for frame_skip frames (the rewards add up); info["frames"]
+    says how many frames an action lasted, so train() counts real env steps.
+    """
+
+    def __init__(self, env, frame_stack=FRAME_STACK, frame_skip=FRAME_SKIP):
+        super().__init__(env)
+        self.frame_skip = frame_skip
+        self.frames = collections.deque(maxlen=frame_stack)
+        height, width = preprocess(np.zeros((400, 600, 3), np.uint8)).shape
+        self.observation_space = gym.spaces.Box(0, 255, (frame_stack, height, width), np.uint8)
+        # a video of these steps plays at real speed when each shows frame_skip frames' worth of time
+        self.metadata = {**env.metadata, "render_fps": env.metadata.get("render_fps", 50) / frame_skip}
+
+    def reset(self, **kwargs):
+        _, info = self.env.reset(**kwargs)
+        frame = preprocess(self.env.render())
+        self.frames.extend([frame] * self.frames.maxlen)  # no motion yet: the first frame, repeated
+        return np.stack(self.frames), info
+
+    def step(self, action):
+        total_reward = 0.0
+        for frames in range(1, self.frame_skip + 1):
+            _, reward, terminated, truncated, info = self.env.step(action)
+            total_reward += reward
+            if terminated or truncated:
+                break
+        self.frames.append(preprocess(self.env.render()))
+        return np.stack(self.frames), total_reward, terminated, truncated, dict(info, frames=frames)
+
+
+def pixel_env(env, render_mode=None):
+    """Wrap an env made with render_mode="rgb_array"; render_mode="human" also shows a window."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, without SDL's warnings
+    env = PixelObservation(env)
+    return gym.wrappers.HumanRendering(env) if render_mode == "human" else env
+
+
+def true_state_reward(reward_fn):
+    """The blog's shaped reward reads x and theta from s_; from pixels, read them from the simulator."""
+    return lambda env, s_, reward: reward_fn(env, env.unwrapped.state, reward)
+
+
+class conv_q_net(nn.Module):
+    """q_net for a stack of frames: two strided convolutions, then Linear-ReLU-Linear."""
+
+    def __init__(self, shape, n_actions, hidden=128):
+        super().__init__()
+        frames = shape[0]
+        # PyTorch's default (Kaiming-uniform) init, not the blog's N(0, 0.1): with a few
+        # hundred inputs per unit, N(0, 0.1) would make the first activations ~10x too large.
+        self.conv = nn.Sequential(
+            nn.Conv2d(frames, 16, kernel_size=5, stride=2), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=5, stride=2), nn.ReLU(),
+            nn.Flatten(),
+        )
+        n_features = self.conv(torch.zeros(1, *shape)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+
+    def forward(self, x):
+        """Q(s, a) for every action: x is (batch, frames, height, width) uint8 or 0..255 floats."""
+        return self.fc(self.conv(x.float() / 255))
+
+
+class FrameMemory:
+    """The replay memory's frames, uint8: row i holds s (the first frames) and s_ (the last)."""
+
+    def __init__(self, capacity, shape):
+        frames, height, width = shape
+        self.frames = np.zeros((capacity, frames + 1, height, width), dtype=np.uint8)
+
+    def store(self, index, s, s_):
+        self.frames[index, :-1] = s
+        self.frames[index, -1] = s_[-1]  # s_ is s shifted by one: only its newest frame is new
+
+    def sample(self, index):
+        """Batches of s and s_ as uint8 tensors (conv_q_net scales them)."""
+        rows = self.frames[index]
+        return torch.from_numpy(rows[:, :-1]), torch.from_numpy(rows[:, 1:])
+
+
+def backprop_by_autograd(agent, b_s, b_a, b_r, b_s_, b_terminated):
+    """Set eval_net's .grad with loss.backward(), as the blog does; return the loss.
+
+    The MLP's gradients are written out by hand in q_net.backprop; for a CNN autograd is the
+    right tool, and its bookkeeping is small next to the convolutions themselves. The batch
+    moves to agent.device here (--device cuda); the memory stays in host RAM.
+    """
+    b_s, b_a, b_r, b_s_ = (t.to(agent.device) for t in (b_s, b_a, b_r, b_s_))
+    b_terminated = None if b_terminated is None else b_terminated.to(agent.device)
+    with torch.no_grad():
+        q_target = agent.td_target(b_r, b_s_, b_terminated)
+    q_eval = agent.eval_net(b_s).gather(1, b_a)
+    loss_fn = nn.functional.smooth_l1_loss if agent.huber else nn.functional.mse_loss
+    loss = loss_fn(q_eval, q_target)
+    agent.optimizer.zero_grad()
+    loss.backward()
+    if agent.grad_clip:
+        nn.utils.clip_grad_norm_(agent.eval_net.parameters(), agent.grad_clip)
+    return loss.item()

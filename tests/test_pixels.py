@@ -1,0 +1,209 @@
+"""dqn_pixels.py and --pixels: frames, the CNN, the uint8 memory, a short run, --play."""
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_one_line_error
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import dqn  # noqa: E402
+from dqn_pixels import FRAME_SKIP, FRAME_STACK, FrameMemory, conv_q_net, preprocess  # noqa: E402
+
+SHORT_PIXELS = ["--pixels", "--episodes", "100", "--max-env-steps", "400", "--memory-capacity", "300",
+                "--learning-starts", "100", "--eval-every", "0", "--eval-episodes", "1", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def pixel_env():
+    env = dqn.make_env("CartPole-v1", unwrapped=False, pixels=True)
+    yield env
+    env.close()
+
+
+def screen(env):
+    return env.unwrapped.render()
+
+
+def test_preprocess_crops_grays_and_shrinks_a_real_screen(pixel_env):
+    pixel_env.reset(seed=0)
+    frame = screen(pixel_env)
+    assert frame.shape == (400, 600, 3) and frame.dtype == np.uint8
+    image = preprocess(frame)
+    assert image.shape == (20, 75) and image.dtype == np.uint8
+    assert image[0, 0] == 0 and image[0, -1] == 0  # white background -> 0
+    # the cart (black, 50 px wide, at the centre after reset) is the brightest thing, near the bottom
+    row, col = np.unravel_index(image.argmax(), image.shape)
+    assert image.max() > 200 and row >= 14 and abs(col - 37) <= 4
+    # the pole (10 px wide, upright) shows above the cart
+    assert image[3:12, 35:40].max() > 60
+
+
+def test_preprocess_follows_the_cart(pixel_env):
+    pixel_env.reset(seed=0)
+    base = pixel_env.unwrapped
+    base.state = np.array([1.2, 0.0, 0.0, 0.0])  # 1.2 m right = 150 px = ~19 columns
+    col = np.unravel_index(preprocess(screen(pixel_env)).argmax(), (20, 75))[1]
+    assert abs(col - (37 + 19)) <= 3
+
+
+def test_observation_is_a_uint8_stack_that_shifts_by_one_frame(pixel_env):
+    s, _ = pixel_env.reset(seed=0)
+    assert s.shape == (FRAME_STACK, 20, 75) and s.dtype == np.uint8
+    assert pixel_env.observation_space.contains(s)
+    assert all((s[i] == s[0]).all() for i in range(FRAME_STACK))  # no motion yet at reset
+    s_, reward, terminated, truncated, info = pixel_env.step(1)
+    assert info["frames"] == FRAME_SKIP and reward == FRAME_SKIP  # +1 per frame, summed
+    assert (s_[:-1] == s[1:]).all()
+    s2, *_ = pixel_env.step(1)
+    assert (s2[:-1] == s_[1:]).all() and not (s2[-1] == s2[-2]).all()  # the cart moved
+
+
+def test_frame_skip_stops_at_the_end_of_an_episode(pixel_env):
+    pixel_env.reset(seed=0)
+    pixel_env.unwrapped.state = np.array([0.0, 0.0, 0.2, 3.0])  # falling: past 12 degrees in one frame
+    _, reward, terminated, _, info = pixel_env.step(1)
+    assert terminated and info["frames"] == 1 and reward == 1.0
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_cnn_gives_one_value_per_action(batch):
+    net = conv_q_net((FRAME_STACK, 20, 75), 2, hidden=64)
+    x = torch.randint(0, 256, (batch, FRAME_STACK, 20, 75), dtype=torch.uint8)
+    q = net(x)
+    assert q.shape == (batch, 2) and q.dtype == torch.float32 and torch.isfinite(q).all()
+
+
+def test_dqn_picks_the_network_by_its_input():
+    assert isinstance(dqn.DQN(4, 2).eval_net, dqn.q_net)
+    agent = dqn.DQN((FRAME_STACK, 20, 75), 2, seed=0)
+    assert agent.pixels and isinstance(agent.eval_net, conv_q_net) and isinstance(agent.target_net, conv_q_net)
+    s = np.zeros((FRAME_STACK, 20, 75), np.uint8)
+    assert agent.greedy_action(s) in (0, 1)
+
+
+def test_memory_stores_and_returns_frames_unchanged(pixel_env):
+    agent = dqn.DQN(pixel_env.observation_space.shape, 2, seed=0, memory_capacity=50, batch_size=8)
+    assert agent.memory_frames.frames.dtype == np.uint8
+    s, _ = pixel_env.reset(seed=0)
+    stored = []
+    for i in range(20):
+        a = i % 2
+        s_, r, terminated, truncated, _ = pixel_env.step(a)
+        agent.store_transition(s, a, r, s_, terminated)
+        stored.append((s, a, r, s_, terminated))
+        s = pixel_env.reset()[0] if terminated or truncated else s_
+    agent.rng = np.random.default_rng(1)
+    index = np.random.default_rng(1).integers(20, size=8)
+    b_s, b_a, b_r, b_s_, _ = agent.sample_batch()
+    for row, i in enumerate(index):
+        s, a, r, s_, _ = stored[i]
+        assert b_s.dtype == torch.uint8 and (b_s[row].numpy() == s).all() and (b_s_[row].numpy() == s_).all()
+        assert b_a[row, 0] == a and b_r[row, 0] == r
+    # a row holds FRAME_STACK + 1 frames, not two stacks
+    assert agent.memory_frames.frames.shape == (50, FRAME_STACK + 1, 20, 75)
+
+
+def test_frame_memory_ring_overwrites_the_oldest():
+    memory = FrameMemory(3, (2, 1, 1))
+    for i in range(5):
+        memory.store(i % 3, np.full((2, 1, 1), i, np.uint8), np.full((2, 1, 1), i + 1, np.uint8))
+    s, s_ = memory.sample(np.array([0, 1, 2]))
+    assert s[:, 0, 0, 0].tolist() == [3, 4, 2] and s_[:, -1, 0, 0].tolist() == [4, 5, 3]
+
+
+def test_learn_on_frames_moves_the_cnn_and_syncs_the_target():
+    shape = (FRAME_STACK, 20, 75)
+    agent = dqn.DQN(shape, 2, seed=0, memory_capacity=64, batch_size=16, lr=1e-3, target_replace_iter=3,
+                    terminal_mask=True, double=True, huber=True, grad_clip=1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        s = rng.integers(0, 256, shape, dtype=np.uint8)
+        s_ = np.concatenate([s[1:], rng.integers(0, 256, (1, 20, 75), dtype=np.uint8)])
+        agent.store_transition(s, int(rng.integers(2)), 1.0, s_, bool(rng.random() < 0.1))
+    before = [p.clone() for p in agent.eval_net.parameters()]
+    losses = [agent.learn() for _ in range(3)]
+    assert all(np.isfinite(losses))
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters()))
+    grad_norm = torch.norm(torch.stack([p.grad.norm() for p in agent.eval_net.parameters()]))
+    assert grad_norm <= 1.0 + 1e-5  # --grad-clip applies to the CNN too
+    agent.learn()  # learn step 3: the target copies eval_net first
+    for p, q in zip(agent.target_net.parameters(), before):
+        assert not torch.equal(p, q)
+
+
+def test_same_seed_same_pixel_run():
+    def run():
+        env = dqn.make_env("CartPole-v1", unwrapped=False, pixels=True)
+        agent = dqn.DQN(env.observation_space.shape, 2, seed=3, memory_capacity=100, learning_starts=30,
+                        batch_size=8)
+        records = dqn.train(agent, env, episodes=15, seed=3, reward_fn=dqn.env_reward, log=None)
+        env.close()
+        return [(r["steps"], r["reward"], r["loss"], r["env_steps"]) for r in records]
+
+    first = run()
+    assert first == run()
+    assert any(r[2] == r[2] for r in first)  # some episode learned (loss is not NaN)
+
+
+@pytest.fixture(scope="module")
+def pixel_run(tmp_path_factory):
+    from conftest import run_dqn
+
+    cwd = tmp_path_factory.mktemp("pixels")
+    result = run_dqn(*SHORT_PIXELS, "--run-name", "px", "--watch", "1", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "runs" / "px", result
+
+
+def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
+    run_dir, result = pixel_run
+    summary = [line for line in result.stdout.splitlines() if line.startswith("trained ")][0]
+    learn_steps = int(summary.split(" learn steps")[0].split()[-1])
+    env_steps = int(summary.split(" env steps")[0].split()[-1])
+    assert learn_steps >= 1 and 400 <= env_steps <= 400 + FRAME_SKIP
+    assert "greedy evaluation on CartPole-v1, 1 episodes" in result.stdout
+    for name in ["rewards.png", "metrics.csv", "evals.csv", "model.pt", "agent.mp4"]:
+        assert (run_dir / name).stat().st_size > 0, name
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert int(rows[-1]["env_steps"]) == env_steps
+    meta = torch.load(run_dir / "model.pt", weights_only=True)["meta"]
+    assert tuple(meta["n_states"]) == (FRAME_STACK, 20, 75) and meta["env_id"] == "CartPole-v1"
+
+
+def test_play_a_pixel_checkpoint(pixel_run, dqn_cli, tmp_path):
+    run_dir, _ = pixel_run
+    video = tmp_path / "pixel_agent.gif"
+    result = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", video)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "watch episode 1/1" in result.stdout and video.stat().st_size > 0
+
+
+def test_play_a_pixel_checkpoint_on_a_missing_gpu(pixel_run, dqn_cli):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    run_dir, _ = pixel_run
+    assert_one_line_error(dqn_cli("--play", run_dir / "model.pt", "--device", "cuda"), "--device", "GPU")
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--pixels", "--env", "Acrobot-v1", "--reward", "env"], ["--pixels", "Acrobot-v1"]),
+    (["--pixels", "--render"], ["--render", "--pixels"]),
+    (["--pixels", "--device", "tpu9"], ["--device", "tpu9"]),
+    (["--device", "cuda:0"], ["--device"]),
+])
+def test_bad_pixel_flags_are_one_line_errors(dqn_cli, args, needles):
+    assert_one_line_error(dqn_cli(*args), *needles)
+
+
+def test_pixels_implies_its_preset_and_flags_still_win():
+    args = dqn.parse_args(["--pixels", "--lr", "0.001"])
+    assert args.preset == "pixels" and args.pixels and args.lr == 0.001
+    assert args.memory_capacity == dqn.PRESETS["pixels"]["memory_capacity"]
+    assert dqn.parse_args(["--preset", "pixels"]).pixels
+    blog = dqn.parse_args(["--pixels", "--preset", "blog"])
+    assert blog.pixels and blog.lr == dqn.hyperparameters["lr"]
