@@ -1,7 +1,7 @@
 # Every figure and number in the READMEs comes from one of these targets.
 PY ?= python
 
-.PHONY: test figures speed ablation links bench all
+.PHONY: test figures speed ablation pixels links bench all
 test:
 	$(PY) -m pytest
 
@@ -14,9 +14,12 @@ speed:              ## bench/results/speed.md: dqn.py vs the blog's literal code
 ablation:           ## bench/results/ablation.md and the per-configuration CSVs and PNGs
 	$(PY) bench/ablation.py
 
+pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two at a time (about 35 minutes)
+	$(PY) bench/seeds.py --name pixels --seeds 3 --jobs 2 --solved 195 --window 300000 -- --preset pixels
+
 links:              ## point the READMEs' dqn.py#L links at the right lines
 	$(PY) bench/readme_links.py
 
-bench: figures speed ablation
+bench: figures speed ablation pixels
 
 all: bench links test

@@ -7,6 +7,7 @@ beside the blog; everything past the "beyond the blog" line is optional extras.
 README.md, "What differs from the blog and why", lists every change.
 
     python dqn.py            # train 300 episodes, plot, then watch (or record) the agent
+    python dqn.py --pixels   # beyond the blog: learn from screen images (dqn_pixels.py)
     python dqn.py --help     # every flag
 """
 import math
@@ -326,7 +327,9 @@ def plot(records, evals=()):
     axes[1].set_ylabel("steps (pole up)")
     axes[1].set_xlabel("episode")
     if len(evals) > 1:  # a learning curve needs more than the final evaluation
-        axes[2].plot([e["env_steps"] for e in evals], [e["mean"] for e in evals], "o-", color="tab:green")
+        periodic = [e for e in evals if not e.get("final")]
+        axes[2].plot([e["env_steps"] for e in periodic], [e["mean"] for e in periodic], "o-", color="tab:green")
+        axes[2].plot(evals[-1]["env_steps"], evals[-1]["mean"], "*", ms=12, color="tab:green")  # the saved weights
         axes[2].set_ylabel("greedy eval return")
         axes[2].set_xlabel("env steps")
     fig.tight_layout()
@@ -374,9 +377,9 @@ PRESETS = {
                   eval_every=1000, early_stop=475.0, episodes=100_000, max_env_steps=100_000),
     # --pixels: from screen images (dqn_pixels.py); README, "Learning from pixels"
     "pixels": dict(pixels=True, env="CartPole-v1", reward="env", terminal_mask=True, double=True, huber=True,
-                   grad_clip=10.0, lr=2.5e-4, gamma=0.99, batch_size=32, hidden=256, memory_capacity=50_000,
-                   learning_starts=1000, train_every=2, target_replace_iter=1000, epsilon_start=0.0,
-                   epsilon_end=0.99, epsilon_steps=40_000, eval_every=20_000, eval_episodes=10,
+                   grad_clip=10.0, lr=2.5e-4, gamma=0.99, batch_size=32, hidden=256, memory_capacity=150_000,
+                   learning_starts=1000, train_every=4, target_replace_iter=1000, epsilon_start=0.0,
+                   epsilon_end=0.99, epsilon_steps=40_000, eval_every=20_000, eval_episodes=10, keep_best=True,
                    early_stop=475.0, episodes=100_000, max_env_steps=300_000),
 }
 

@@ -4,13 +4,17 @@ The blog ends by noting that the state could be a picture of the screen instead 
 four numbers, and that only the network would have to change. That is nearly true: the
 same DQN class learns from screens once three things are added, all in this file.
 
-1. Frames a network can use (preprocess, PixelObservation). The 400x600 colour screen is
-   cropped to the band where the cart and pole can be, reduced to one channel with the
-   objects bright on black, and averaged down to 20x75. One frame shows where the pole is
-   but not where it is going, so the observation is a stack of the last FRAME_STACK frames:
-   velocity is visible as the difference between them. Each action is held for
-   FRAME_SKIP frames, which halves the rendering (the dearest part of a step) and makes
-   that motion between frames larger.
+1. Frames a network can use (preprocess, PixelObservation). Each 400x600 colour screen
+   becomes one 20x80 grey image, bright on black, of two views side by side: a close-up
+   that follows the cart (a 160x120 window around it, found in the image) and the whole
+   track, both averaged down to 20x40. The close-up spends pixels on the pole, whose angle
+   and turning are sub-pixel changes on a coarse full-width view; the track view shows
+   where the cart is and how fast it goes, which a view that follows the cart cannot (the
+   background is blank), so an agent without it drives off the track. One frame shows
+   where things are but not where they are going, so the observation stacks the last
+   FRAME_STACK frames: motion is the difference between them. Each action is held for
+   FRAME_SKIP frames, which halves the rendering (the dearest part of a step) and makes the
+   motion between frames larger.
 2. A convolutional q_net (conv_q_net): two strided convolutions read the stack, then the
    blog's Linear-ReLU-Linear head gives one value per action.
 3. A compact replay memory (FrameMemory): frames are kept as uint8, and since the next
@@ -28,20 +32,27 @@ import torch
 import torch.nn as nn
 
 SCREEN_ROWS = slice(164, 324)  # the cart, the track and the pole up to ~12 degrees (it falls past that)
-BLOCK = 8  # average 8x8 pixel blocks: the 160x600 band becomes 20x75
+CART_ROW = 290  # a screen row that crosses the cart and nothing else that is dark
+VIEW_WIDTH = 120  # pixels around the cart's centre; the pole's tip strays 26 px at most
+BLOCK = (8, 3)  # average 8x3 pixel blocks: the 160x120 view becomes 20x40
 FRAME_STACK = 4
 FRAME_SKIP = 2
 
 
 def preprocess(frame):
-    """A 400x600x3 rgb CartPole screen -> a (20, 75) uint8 image, the cart and pole bright on black."""
+    """A 400x600x3 rgb CartPole screen -> a (20, 40) uint8 image of the cart and pole, bright on black."""
     # The blue channel alone separates everything from the white background: the cart is
-    # 0, the pole 101, the background 255. Inverting it makes empty space zero.
-    band = frame[SCREEN_ROWS, :, 2]
-    rows, cols = band.shape[0] // BLOCK, band.shape[1] // BLOCK
-    band = band[:rows * BLOCK, :cols * BLOCK].astype(np.uint16)
-    block_sums = band.reshape(rows, BLOCK, -1).sum(1).reshape(rows, cols, BLOCK).sum(2)
-    return (255 - block_sums // (BLOCK * BLOCK)).astype(np.uint8)
+    # 0, the pole 101, the background 255. Past the screen's edge counts as background.
+    screen = frame[SCREEN_ROWS, :, 2]
+    dark = np.flatnonzero(screen[CART_ROW - SCREEN_ROWS.start] < 50)  # the cart, found in the image
+    centre = int(dark.mean()) if len(dark) else screen.shape[1] // 2
+    half = VIEW_WIDTH // 2
+    padded = np.full((screen.shape[0], screen.shape[1] + VIEW_WIDTH), 255, np.uint16)
+    padded[:, half:half + screen.shape[1]] = screen
+    view = padded[:, centre:centre + VIEW_WIDTH]  # screen columns centre - half .. centre + half
+    rows, cols = view.shape[0] // BLOCK[0], view.shape[1] // BLOCK[1]
+    block_sums = view.reshape(rows, BLOCK[0], -1).sum(1).reshape(rows, cols, BLOCK[1]).sum(2)
+    return (255 - block_sums // (BLOCK[0] * BLOCK[1])).astype(np.uint8)  # inverted: empty space is 0
 
 
 class PixelObservation(gym.Wrapper):
@@ -61,12 +72,14 @@ class PixelObservation(gym.Wrapper):
         self.metadata = {**env.metadata, "render_fps": env.metadata.get("render_fps", 50) / frame_skip}
 
     def reset(self, **kwargs):
+        """Reset the env; the first observation is its first frame, repeated."""
         _, info = self.env.reset(**kwargs)
         frame = preprocess(self.env.render())
         self.frames.extend([frame] * self.frames.maxlen)  # no motion yet: the first frame, repeated
         return np.stack(self.frames), info
 
     def step(self, action):
+        """Hold action for frame_skip frames (fewer if the episode ends); observe the new stack."""
         total_reward = 0.0
         for frames in range(1, self.frame_skip + 1):
             _, reward, terminated, truncated, info = self.env.step(action)
@@ -119,8 +132,9 @@ class FrameMemory:
         self.frames = np.zeros((capacity, frames + 1, height, width), dtype=np.uint8)
 
     def store(self, index, s, s_):
+        """Write transition index's frames: all of s, then the one frame s_ adds."""
         self.frames[index, :-1] = s
-        self.frames[index, -1] = s_[-1]  # s_ is s shifted by one: only its newest frame is new
+        self.frames[index, -1] = s_[-1]  # s_ is s shifted by one frame
 
     def sample(self, index):
         """Batches of s and s_ as uint8 tensors (conv_q_net scales them)."""

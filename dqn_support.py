@@ -98,7 +98,7 @@ def build_parser(hyperparameters, presets):
     g.add_argument("--early-stop", type=float, default=None,
                    help="stop once a greedy evaluation's mean reaches this")
     g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
-    g.add_argument("--keep-best", action="store_true",
+    g.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=False,
                    help="end with the weights of the best periodic evaluation, re-measured on fresh episodes")
     g = p.add_argument_group("output and watching")
     g.add_argument("--run-name", default=None, help="folder name under --runs-dir (default: a timestamp)")
@@ -159,7 +159,8 @@ def validate_args(args, make_env, default_env):
     if any(v is not None for v in schedule) and any(v is None for v in schedule):
         raise UsageError("--epsilon-start, --epsilon-end and --epsilon-steps go together: give all three")
     if args.keep_best and not args.eval_every:
-        raise UsageError("--keep-best chooses among periodic evaluations: give --eval-every too")
+        raise UsageError("--keep-best chooses among periodic evaluations: give --eval-every too, "
+                         "or --no-keep-best")
     if args.early_stop is not None and not math.isfinite(args.early_stop):
         raise UsageError(f"--early-stop must be a finite number, got {args.early_stop}")
     if args.play is not None:
@@ -197,6 +198,10 @@ def check_device(args):
         raise UsageError(f"--device: not a torch device: {args.device!r} (try cpu or cuda)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {args.device}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {args.device}: only cpu and cuda are supported")
     if device.type != "cpu" and not args.pixels and args.play is None:
         raise UsageError(f"--device {args.device} is for --pixels; the blog's small MLP runs on the CPU")
 
@@ -263,7 +268,7 @@ class TrainingHooks:
 
     def run_eval(self, env_steps):
         result = self.evaluate(self.agent, self.args.eval_episodes, self.args.eval_env, seed=eval_seed(self.args))
-        result["env_steps"] = env_steps
+        result.update(env_steps=env_steps, final=0)
         self.evals.append(result)
         if self.args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
             self.best = (result, copy_weights(self.agent.eval_net))
@@ -322,7 +327,7 @@ class TrainingHooks:
                       f"at {result['env_steps']} env steps")
                 seed += args.eval_episodes  # episodes the choice was not made on
             final = self.evaluate(agent, args.eval_episodes, args.eval_env, seed=seed)
-            self.evals.append(dict(final, env_steps=env_steps))
+            self.evals.append(dict(final, env_steps=env_steps, final=1))
         if final:
             print(f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
                   f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}")
@@ -399,7 +404,7 @@ def save_figure(figure, path):
 
 
 METRIC_FIELDS = ["episode", "steps", "reward", "epsilon", "loss", "learning", "env_steps", "wall_s"]
-EVAL_FIELDS = ["env_steps", "mean", "std", "min"]
+EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final"]  # final: 1 for the saved weights' last evaluation
 
 
 def save_evals(evals, path):

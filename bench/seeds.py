@@ -2,8 +2,8 @@
 
 Every seed is a separate `python dqn.py ... --seed S` process (one per core at a time),
 with periodic greedy evaluation on CartPole-v1. From each run's metrics.csv it takes:
-  - the env steps until the greedy eval mean first reaches --solved (475 by default),
-  - the final greedy eval, and the wall seconds of the run.
+  - the env steps until a periodic greedy eval's mean first reaches --solved (475 by default),
+  - the final greedy eval (of the weights the run saved), and the wall seconds of the run.
 It writes bench/results/<name>.csv (one row per seed), <name>_curve.csv and
 <name>.png (mean greedy eval with a 95% bootstrap band against env steps), and prints
 a one-line summary that bench/ablation.py gathers into the README's table.
@@ -40,10 +40,13 @@ def run_seed(flags, seed, runs_dir):
         raise SystemExit(f"seed {seed} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
     run = Path(runs_dir) / f"seed{seed}"
     with open(run / "evals.csv") as f:
-        evals = [(int(r["env_steps"]), float(r["mean"])) for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    # periodic evaluations make the curve; the last row scores the weights the run saved
+    evals = [(int(r["env_steps"]), float(r["mean"])) for r in rows if r.get("final", "0") == "0"]
+    final = (int(rows[-1]["env_steps"]), float(rows[-1]["mean"])) if rows else None
     with open(run / "metrics.csv") as f:
         env_steps = int(list(csv.DictReader(f))[-1]["env_steps"])
-    return dict(seed=seed, evals=evals, env_steps=env_steps, wall_s=wall)
+    return dict(seed=seed, evals=evals, final=final, env_steps=env_steps, wall_s=wall)
 
 
 def first_solved(evals, solved):
@@ -94,7 +97,7 @@ def main():
     for run in runs:
         solved_at = first_solved(run["evals"], args.solved)
         rows.append(dict(seed=run["seed"], steps_to_solve=solved_at if solved_at is not None else "",
-                         final_eval=run["evals"][-1][1] if run["evals"] else "", env_steps=run["env_steps"],
+                         final_eval=run["final"][1] if run["final"] else "", env_steps=run["env_steps"],
                          wall_s=round(run["wall_s"], 1)))
     with open(out / f"{args.name}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -120,8 +123,10 @@ def main():
     ax.plot(grid, bands[:, 0], label=f"{args.name}: mean of {len(runs)} seeds")
     ax.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.3, label="95% bootstrap CI")
     if len(runs) <= 3:  # few seeds: show each one too
-        for run in runs:
-            ax.plot(*zip(*run["evals"]), lw=0.8, alpha=0.6, label=f"seed {run['seed']}")
+        for run in [r for r in runs if r["evals"]]:
+            line, = ax.plot(*zip(*run["evals"]), lw=0.8, alpha=0.6, label=f"seed {run['seed']}")
+            if run["final"]:  # the saved weights' evaluation
+                ax.plot(*run["final"], "*", ms=10, color=line.get_color())
     ax.axhline(args.solved, color="grey", ls="--", lw=1)
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy eval return (CartPole-v1)")

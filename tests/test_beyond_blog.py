@@ -166,8 +166,10 @@ def test_keep_best_ends_with_the_best_evaluated_weights(tmp_path):
     result = run_dqn(*SHORT, "--episodes", "60", "--watch", "0", "--quiet", "--eval-every", "300",
                      "--eval-episodes", "3", "--keep-best", "--run-name", "b", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    evals = [float(e["mean"]) for e in read_metrics(tmp_path / "runs" / "b" / "evals.csv")]
-    periodic, final = evals[:-1], evals[-1]  # the periodic ones (the last at the end of training), then the final
+    evals = read_metrics(tmp_path / "runs" / "b" / "evals.csv")
+    periodic = [float(e["mean"]) for e in evals if e["final"] == "0"]  # the last one at the end of training
+    assert [e["final"] for e in evals] == ["0"] * len(periodic) + ["1"]
+    final = float(evals[-1]["mean"])
     assert len(periodic) >= 3 and len(set(periodic)) > 1
     assert f"keeping the weights of the best evaluation: {max(periodic):.1f}" in result.stdout
     agent = dqn.DQN(4, 2)

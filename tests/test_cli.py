@@ -25,7 +25,7 @@ def test_help_explains_every_flag(dqn_cli):
     for flag in ["--episodes", "--seed", "--max-episode-steps", "--plot", "--no-show", "--batch-size", "--lr",
                  "--epsilon", "--gamma", "--target-replace-iter", "--memory-capacity", "--watch", "--video",
                  "--play", "--run-name", "--render", "--render-every", "--quiet", "--double", "--terminal-mask",
-                 "--huber", "--grad-clip", "--preset", "--eval-every"]:
+                 "--huber", "--grad-clip", "--preset", "--eval-every", "--keep-best", "--pixels", "--device"]:
         assert flag in out.stdout, flag
     assert "greedily" in out.stdout  # the reversed epsilon convention is spelled out
 

@@ -13,8 +13,9 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import dqn  # noqa: E402
 from dqn_pixels import FRAME_SKIP, FRAME_STACK, FrameMemory, conv_q_net, preprocess  # noqa: E402
 
+SHAPE = (FRAME_STACK, 20, 40)
 SHORT_PIXELS = ["--pixels", "--episodes", "100", "--max-env-steps", "400", "--memory-capacity", "300",
-                "--learning-starts", "100", "--eval-every", "0", "--eval-episodes", "1", "--seed", "0"]
+                "--learning-starts", "100", "--eval-every", "0", "--no-keep-best", "--eval-episodes", "1", "--seed", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -28,31 +29,48 @@ def screen(env):
     return env.unwrapped.render()
 
 
+def screen_at(env, x=0.0, theta=0.0):
+    env.unwrapped.state = np.array([x, 0.0, theta, 0.0])
+    return env.unwrapped.render()
+
+
 def test_preprocess_crops_grays_and_shrinks_a_real_screen(pixel_env):
     pixel_env.reset(seed=0)
-    frame = screen(pixel_env)
+    frame = screen_at(pixel_env)
     assert frame.shape == (400, 600, 3) and frame.dtype == np.uint8
     image = preprocess(frame)
-    assert image.shape == (20, 75) and image.dtype == np.uint8
+    assert image.shape == (20, 40) and image.dtype == np.uint8
     assert image[0, 0] == 0 and image[0, -1] == 0  # white background -> 0
-    # the cart (black, 50 px wide, at the centre after reset) is the brightest thing, near the bottom
-    row, col = np.unravel_index(image.argmax(), image.shape)
-    assert image.max() > 200 and row >= 14 and abs(col - 37) <= 4
-    # the pole (10 px wide, upright) shows above the cart
-    assert image[3:12, 35:40].max() > 60
+    # the cart (black, 50 of the view's 120 px, in its middle) is the brightest thing, at the bottom
+    cart_rows, cart_cols = np.nonzero(image > 200)
+    assert cart_rows.min() >= 14 and abs(cart_cols.mean() - 19.5) <= 1 and 14 <= len(set(cart_cols)) <= 18
+    # the pole (10 px wide, upright) stands above the cart's middle
+    pole_cols = np.nonzero(image[2:12] > 40)[1]
+    assert len(pole_cols) and abs(pole_cols.mean() - 19.5) <= 1
 
 
-def test_preprocess_follows_the_cart(pixel_env):
+def test_the_view_follows_the_cart_and_shows_the_pole_lean(pixel_env):
     pixel_env.reset(seed=0)
-    base = pixel_env.unwrapped
-    base.state = np.array([1.2, 0.0, 0.0, 0.0])  # 1.2 m right = 150 px = ~19 columns
-    col = np.unravel_index(preprocess(screen(pixel_env)).argmax(), (20, 75))[1]
-    assert abs(col - (37 + 19)) <= 3
+    centred = preprocess(screen_at(pixel_env, x=0.0, theta=0.1))
+    # 1.28 m left is 160 whole pixels: the same view, since the cart is found in the image
+    assert (preprocess(screen_at(pixel_env, x=-1.28, theta=0.1)) == centred).all()
+
+    def tip_column(image):  # where the pole is in the top rows
+        return np.nonzero(image[1:4] > 40)[1].mean()
+
+    leaning_left = preprocess(screen_at(pixel_env, x=0.48, theta=-0.1))
+    assert tip_column(centred) > 19.5 + 2 and tip_column(leaning_left) < 19.5 - 2  # theta > 0: leans right
+
+
+def test_past_the_screen_edge_is_background(pixel_env):
+    pixel_env.reset(seed=0)
+    image = preprocess(screen_at(pixel_env, x=2.3))  # the cart's centre 13 px from the right edge
+    assert image.shape == (20, 40) and (image[:, -10:] == 0).all() and image.max() == 255
 
 
 def test_observation_is_a_uint8_stack_that_shifts_by_one_frame(pixel_env):
     s, _ = pixel_env.reset(seed=0)
-    assert s.shape == (FRAME_STACK, 20, 75) and s.dtype == np.uint8
+    assert s.shape == SHAPE and s.dtype == np.uint8
     assert pixel_env.observation_space.contains(s)
     assert all((s[i] == s[0]).all() for i in range(FRAME_STACK))  # no motion yet at reset
     s_, reward, terminated, truncated, info = pixel_env.step(1)
@@ -71,17 +89,17 @@ def test_frame_skip_stops_at_the_end_of_an_episode(pixel_env):
 
 @pytest.mark.parametrize("batch", [1, 32])
 def test_cnn_gives_one_value_per_action(batch):
-    net = conv_q_net((FRAME_STACK, 20, 75), 2, hidden=64)
-    x = torch.randint(0, 256, (batch, FRAME_STACK, 20, 75), dtype=torch.uint8)
+    net = conv_q_net(SHAPE, 2, hidden=64)
+    x = torch.randint(0, 256, (batch, *SHAPE), dtype=torch.uint8)
     q = net(x)
     assert q.shape == (batch, 2) and q.dtype == torch.float32 and torch.isfinite(q).all()
 
 
 def test_dqn_picks_the_network_by_its_input():
     assert isinstance(dqn.DQN(4, 2).eval_net, dqn.q_net)
-    agent = dqn.DQN((FRAME_STACK, 20, 75), 2, seed=0)
+    agent = dqn.DQN(SHAPE, 2, seed=0)
     assert agent.pixels and isinstance(agent.eval_net, conv_q_net) and isinstance(agent.target_net, conv_q_net)
-    s = np.zeros((FRAME_STACK, 20, 75), np.uint8)
+    s = np.zeros(SHAPE, np.uint8)
     assert agent.greedy_action(s) in (0, 1)
 
 
@@ -104,7 +122,7 @@ def test_memory_stores_and_returns_frames_unchanged(pixel_env):
         assert b_s.dtype == torch.uint8 and (b_s[row].numpy() == s).all() and (b_s_[row].numpy() == s_).all()
         assert b_a[row, 0] == a and b_r[row, 0] == r
     # a row holds FRAME_STACK + 1 frames, not two stacks
-    assert agent.memory_frames.frames.shape == (50, FRAME_STACK + 1, 20, 75)
+    assert agent.memory_frames.frames.shape == (50, FRAME_STACK + 1, *SHAPE[1:])
 
 
 def test_frame_memory_ring_overwrites_the_oldest():
@@ -116,13 +134,13 @@ def test_frame_memory_ring_overwrites_the_oldest():
 
 
 def test_learn_on_frames_moves_the_cnn_and_syncs_the_target():
-    shape = (FRAME_STACK, 20, 75)
+    shape = SHAPE
     agent = dqn.DQN(shape, 2, seed=0, memory_capacity=64, batch_size=16, lr=1e-3, target_replace_iter=3,
                     terminal_mask=True, double=True, huber=True, grad_clip=1.0)
     rng = np.random.default_rng(0)
     for _ in range(64):
         s = rng.integers(0, 256, shape, dtype=np.uint8)
-        s_ = np.concatenate([s[1:], rng.integers(0, 256, (1, 20, 75), dtype=np.uint8)])
+        s_ = np.concatenate([s[1:], rng.integers(0, 256, (1, *SHAPE[1:]), dtype=np.uint8)])
         agent.store_transition(s, int(rng.integers(2)), 1.0, s_, bool(rng.random() < 0.1))
     before = [p.clone() for p in agent.eval_net.parameters()]
     losses = [agent.learn() for _ in range(3)]
@@ -172,7 +190,7 @@ def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["env_steps"]) == env_steps
     meta = torch.load(run_dir / "model.pt", weights_only=True)["meta"]
-    assert tuple(meta["n_states"]) == (FRAME_STACK, 20, 75) and meta["env_id"] == "CartPole-v1"
+    assert tuple(meta["n_states"]) == SHAPE and meta["env_id"] == "CartPole-v1"
 
 
 def test_play_a_pixel_checkpoint(pixel_run, dqn_cli, tmp_path):
@@ -195,6 +213,7 @@ def test_play_a_pixel_checkpoint_on_a_missing_gpu(pixel_run, dqn_cli):
     (["--pixels", "--render"], ["--render", "--pixels"]),
     (["--pixels", "--device", "tpu9"], ["--device", "tpu9"]),
     (["--device", "cuda:0"], ["--device"]),
+    (["--pixels", "--eval-every", "0"], ["--keep-best", "--no-keep-best"]),  # the preset keeps the best eval
 ])
 def test_bad_pixel_flags_are_one_line_errors(dqn_cli, args, needles):
     assert_one_line_error(dqn_cli(*args), *needles)
