@@ -5,8 +5,9 @@ PY ?= python
 test:
 	$(PY) -m pytest
 
-figures:            ## docs/rewards.png, docs/agent.gif, bench/results/default_run.md
+figures:            ## docs/rewards.png, docs/agent.gif, bench/results/default_run.md, docs/pixel_view.png
 	$(PY) bench/figures.py
+	$(PY) bench/pixel_view.py
 
 speed:              ## bench/results/speed.md: dqn.py vs the blog's literal code (and SB3 if installed)
 	$(PY) bench/speed.py
@@ -15,7 +16,8 @@ ablation:           ## bench/results/ablation.md and the per-configuration CSVs 
 	$(PY) bench/ablation.py
 
 pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two at a time (about 35 minutes)
-	$(PY) bench/seeds.py --name pixels --seeds 3 --jobs 2 --solved 195 --window 300000 -- --preset pixels
+	$(PY) bench/seeds.py --name pixels --seeds 3 --jobs 2 --solved 195 --window 300000 \
+		--runs-dir bench/results/pixels_runs -- --preset pixels
 
 links:              ## point the READMEs' dqn.py#L links at the right lines
 	$(PY) bench/readme_links.py

@@ -38,15 +38,29 @@ def run_seed(flags, seed, runs_dir):
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"seed {seed} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-    run = Path(runs_dir) / f"seed{seed}"
+    return read_run(Path(runs_dir) / f"seed{seed}", seed, wall)
+
+
+def read_run(run, seed, wall):
+    """A finished run folder's periodic evals, final eval and env steps."""
     with open(run / "evals.csv") as f:
         rows = list(csv.DictReader(f))
     # periodic evaluations make the curve; the last row scores the weights the run saved
     evals = [(int(r["env_steps"]), float(r["mean"])) for r in rows if r.get("final", "0") == "0"]
     final = (int(rows[-1]["env_steps"]), float(rows[-1]["mean"])) if rows else None
-    with open(run / "metrics.csv") as f:
-        env_steps = int(list(csv.DictReader(f))[-1]["env_steps"])
+    if (run / "metrics.csv").exists():
+        with open(run / "metrics.csv") as f:
+            env_steps = int(list(csv.DictReader(f))[-1]["env_steps"])
+    else:  # a kept run trimmed to its evals.csv (bench/results/pixels_runs): the final eval ran at the end
+        env_steps = final[0]
     return dict(seed=seed, evals=evals, final=final, env_steps=env_steps, wall_s=wall)
+
+
+def replot_runs(runs_dir, seeds, table):
+    """--replot: the runs kept in runs_dir, with the wall times of the earlier table."""
+    with open(table) as f:
+        walls = {int(r["seed"]): float(r["wall_s"]) for r in csv.DictReader(f)}
+    return [read_run(Path(runs_dir) / f"seed{s}", s, walls[s]) for s in seeds]
 
 
 def first_solved(evals, solved):
@@ -82,6 +96,9 @@ def main():
     p.add_argument("--solved", type=float, default=475.0)
     p.add_argument("--window", type=int, default=50_000, help="'solved within' this many env steps")
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--runs-dir", default=None, help="keep the run folders here (default: a temporary folder)")
+    p.add_argument("--replot", action="store_true",
+                   help="train nothing: redraw from the runs kept in --runs-dir and the wall times in <name>.csv")
     args, flags = p.parse_known_args()
     flags = [f for f in flags if f != "--"]
     if args.seeds < 1 or args.jobs < 1:
@@ -89,9 +106,15 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as runs_dir, ThreadPoolExecutor(args.jobs) as pool:
-        seeds = range(args.first_seed, args.first_seed + args.seeds)
-        runs = list(pool.map(lambda s: run_seed(flags, s, runs_dir), seeds))
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.replot:
+        if not args.runs_dir:
+            p.error("--replot needs the --runs-dir that the runs were kept in")
+        runs = replot_runs(args.runs_dir, seeds, out / f"{args.name}.csv")
+    else:
+        with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.jobs) as pool:
+            runs_dir = args.runs_dir or scratch
+            runs = list(pool.map(lambda s: run_seed(flags, s, runs_dir), seeds))
 
     rows = []
     for run in runs:
@@ -119,21 +142,22 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(grid, bands[:, 0], label=f"{args.name}: mean of {len(runs)} seeds")
     ax.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.3, label="95% bootstrap CI")
     if len(runs) <= 3:  # few seeds: show each one too
         for run in [r for r in runs if r["evals"]]:
             line, = ax.plot(*zip(*run["evals"]), lw=0.8, alpha=0.6, label=f"seed {run['seed']}")
             if run["final"]:  # the saved weights' evaluation
-                ax.plot(*run["final"], "*", ms=10, color=line.get_color())
+                ax.plot(*run["final"], "*", ms=10, color=line.get_color(),
+                        label="final eval of the saved weights" if run is runs[0] else None)
     ax.axhline(args.solved, color="grey", ls="--", lw=1)
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy eval return (CartPole-v1)")
     ax.set_title(" ".join(flags) or "dqn.py defaults", fontsize=9)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / f"{args.name}.png", dpi=100)
+    fig.savefig(out / f"{args.name}.png", dpi=100, bbox_inches="tight")
 
     solved = [r["steps_to_solve"] for r in rows if r["steps_to_solve"] != ""]
     in_window = [s for s in solved if s <= args.window]
