@@ -157,11 +157,11 @@ class DQN:
 
     def greedy_action(self, s):
         """argmax_a Q(s, a) by eval_net, as a plain int (what gymnasium's step() expects)."""
-        # q_net.forward for one state, in numpy on views of eval_net's own weights (they
-        # change as it learns): for a single state, torch's per-call cost would dominate.
         if self.pixels:  # the CNN: one torch forward
             with torch.inference_mode():
                 return int(self.eval_net(torch.from_numpy(s)[None].to(self.device)).argmax())
+        # q_net.forward for one state, in numpy on views of eval_net's own weights (they
+        # change as it learns): for a single state, torch's per-call cost would dominate.
         w1, b1, w2, b2 = self._eval_weights
         return int(np.argmax(w2 @ np.maximum(w1 @ s + b1, 0) + b2))
 
@@ -170,22 +170,24 @@ class DQN:
         index = self.memory_counter % self.memory_capacity
         if self.pixels:  # s and s_ go to the frame memory; the row keeps [a, r]
             self.memory_frames.store(index, s, s_)
-            s = s_ = []
-        row, n = self.memory[index], len(s)
-        row[:n], row[n], row[n + 1], row[n + 2:] = s, a, r, s_
+            self.memory[index] = a, r
+        else:
+            row, n = self.memory[index], self.n_states
+            row[:n], row[n], row[n + 1], row[n + 2:] = s, a, r, s_
         self.memory_terminated[index] = terminated
         self.memory_counter += 1
 
     def sample_batch(self):
         """batch_size rows drawn uniformly with replacement, split into s, a, r, s_, terminated."""
         sample_index = self.rng.integers(min(self.memory_counter, self.memory_capacity), size=self.batch_size)
-        b_memory = self.memory[sample_index]  # numpy indexing: cheaper than torch's
-        n = 0 if self.pixels else self.n_states
+        b_memory, n = self.memory[sample_index], self.n_states  # numpy indexing: cheaper than torch's
         terminated = torch.from_numpy(self.memory_terminated[sample_index]) if self.terminal_mask else None
-        b_s, b_s_ = (self.memory_frames.sample(sample_index) if self.pixels else
-                     (torch.from_numpy(b_memory[:, :n]), torch.from_numpy(b_memory[:, n + 2:])))
-        return (b_s, torch.from_numpy(b_memory[:, n:n + 1].astype(np.int64)),
-                torch.from_numpy(b_memory[:, n + 1:n + 2]), b_s_, terminated)
+        if self.pixels:  # rows are [a, r]; s and s_ come from the frame memory
+            b_s, b_s_ = self.memory_frames.sample(sample_index)
+            return (b_s, torch.from_numpy(b_memory[:, :1].astype(np.int64)), torch.from_numpy(b_memory[:, 1:]),
+                    b_s_, terminated)
+        return (torch.from_numpy(b_memory[:, :n]), torch.from_numpy(b_memory[:, n:n + 1].astype(np.int64)),
+                torch.from_numpy(b_memory[:, n + 1:n + 2]), torch.from_numpy(b_memory[:, n + 2:]), terminated)
 
     def td_target(self, b_r, b_s_, b_terminated=None):
         """r + gamma * max_a' Q_target(s_, a'): the value that Q(s, a) is pulled towards."""

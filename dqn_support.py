@@ -404,7 +404,7 @@ def save_figure(figure, path):
 
 
 METRIC_FIELDS = ["episode", "steps", "reward", "epsilon", "loss", "learning", "env_steps", "wall_s"]
-EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final"]  # final: 1 for the saved weights' last evaluation
+EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final"]  # final: 1 for the evaluation after training
 
 
 def save_evals(evals, path):

@@ -27,6 +27,14 @@ def run_dqn(*args, cwd, env=None, timeout=300):
                           text=True, timeout=timeout)
 
 
+def finished_run(tmp_path_factory, name, *args):
+    """Run dqn.py ARGS to the end in a fresh folder; return its run folder and the result."""
+    cwd = tmp_path_factory.mktemp(name)
+    result = run_dqn(*args, "--run-name", name, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "runs" / name, result
+
+
 @pytest.fixture
 def dqn_cli(tmp_path):
     """run_dqn bound to a scratch folder (runs/ lands there)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, SHORT, assert_one_line_error, headless_env, run_dqn
+from conftest import ROOT, SHORT, assert_one_line_error, finished_run, headless_env, run_dqn
 
 
 def read_metrics(path):
@@ -33,10 +33,7 @@ def test_help_explains_every_flag(dqn_cli):
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     """One short training run shared by the tests that inspect its output."""
-    cwd = tmp_path_factory.mktemp("run")
-    result = run_dqn(*SHORT, "--run-name", "short", "--watch", "1", cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd / "runs" / "short", result
+    return finished_run(tmp_path_factory, "short", *SHORT, "--watch", "1")
 
 
 def test_short_run_prints_blog_lines_summary_and_paths(short_run):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, finished_run
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -169,12 +169,8 @@ def test_same_seed_same_pixel_run():
 
 @pytest.fixture(scope="module")
 def pixel_run(tmp_path_factory):
-    from conftest import run_dqn
-
-    cwd = tmp_path_factory.mktemp("pixels")
-    result = run_dqn(*SHORT_PIXELS, "--run-name", "px", "--watch", "1", cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return cwd / "runs" / "px", result
+    """One short --pixels run shared by the tests that inspect its output."""
+    return finished_run(tmp_path_factory, "px", *SHORT_PIXELS, "--watch", "1")
 
 
 def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
