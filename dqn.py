@@ -379,7 +379,7 @@ PRESETS = {
                   eval_every=1000, early_stop=475.0, episodes=100_000, max_env_steps=100_000),
     # --pixels: from screen images (dqn_pixels.py); README, "Learning from pixels"
     "pixels": dict(pixels=True, env="CartPole-v1", reward="env", terminal_mask=True, double=True, huber=True,
-                   grad_clip=10.0, lr=2.5e-4, gamma=0.99, batch_size=32, hidden=256, memory_capacity=150_000,
+                   grad_clip=10.0, lr=1e-4, gamma=0.99, batch_size=32, hidden=256, memory_capacity=150_000,
                    learning_starts=1000, train_every=4, target_replace_iter=1000, epsilon_start=0.0,
                    epsilon_end=0.99, epsilon_steps=40_000, eval_every=20_000, eval_episodes=10, keep_best=True,
                    early_stop=475.0, episodes=100_000, max_env_steps=300_000),
