@@ -393,6 +393,12 @@ def parse_args(argv=None):
     return validate_args(parse_with_preset(build_parser(hyperparameters, PRESETS), PRESETS, argv), make_env, ENV_ID)
 
 
+def n_states_of(env):
+    """What DQN takes as n_states: the state's length, or a stack of images' whole shape (--pixels)."""
+    shape = env.observation_space.shape
+    return shape[0] if len(shape) == 1 else shape
+
+
 def agent_overrides(args):
     """The DQN hyperparameters that the command line sets."""
     return {k: getattr(args, k) for k in hyperparameters}
@@ -424,8 +430,7 @@ def train_and_save(args, run_dir):
     render = args.render and support.can_render(make_env, args.env, log)
     env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None,
                    pixels=args.pixels)
-    n_states = env.observation_space.shape if args.pixels else env.observation_space.shape[0]
-    agent = DQN(n_states, int(env.action_space.n), seed=args.seed, device=args.device, **agent_overrides(args))
+    agent = DQN(n_states_of(env), int(env.action_space.n), seed=args.seed, device=args.device, **agent_overrides(args))
     reward_fn = dqn_pixels.true_state_reward(REWARDS[args.reward]) if args.pixels else REWARDS[args.reward]
     schedule = None
     if args.epsilon_steps:
@@ -494,8 +499,7 @@ def play(args):
 
     agent, meta = support.load_checkpoint(args.play, make_agent)
     check = make_env(meta["env_id"], unwrapped=False, pixels=agent.pixels)
-    observation = check.observation_space.shape
-    shape = (observation if agent.pixels else observation[0], int(check.action_space.n))
+    shape = (n_states_of(check), int(check.action_space.n))
     check.close()
     if shape != (meta["n_states"], meta["n_actions"]):
         raise support.UsageError(f"--play: {args.play} expects {meta['n_states']} states and "
