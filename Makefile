@@ -1,9 +1,13 @@
 # Every figure and number in the READMEs comes from one of these targets.
 PY ?= python
 
-.PHONY: test figures speed ablation pixels links bench all
+.PHONY: test lint figures speed ablation pixels links bench all
 test:
 	$(PY) -m pytest
+
+lint:               ## ruff: the lint rules and the formatting in pyproject.toml
+	ruff check .
+	ruff format --check .
 
 figures:            ## docs/rewards.png, docs/agent.gif, bench/results/default_run.md, docs/pixel_view.png
 	$(PY) bench/figures.py
@@ -24,4 +28,4 @@ links:              ## point the READMEs' dqn.py#L links at the right lines
 
 bench: figures speed ablation pixels
 
-all: bench links test
+all: bench links lint test

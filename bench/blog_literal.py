@@ -11,6 +11,7 @@ Changes from the blog's listing, and nothing else:
 
 Run: python bench/blog_literal.py [episodes] [max_episode_steps] [seed]
 """
+
 import json
 import sys
 import time
@@ -26,7 +27,7 @@ epsilon = 0.9
 gamma = 0.9
 target_replace_iter = 100
 memory_capacity = 2000
-env = gym.make('CartPole-v0')
+env = gym.make("CartPole-v0")
 env = env.unwrapped
 n_actions = env.action_space.n
 n_states = env.observation_space.shape[0]
@@ -34,12 +35,8 @@ n_states = env.observation_space.shape[0]
 
 class q_net(nn.Module):
     def __init__(self, hidden=50):
-        super(q_net, self).__init__()
-        self.fc = nn.Sequential(
-            nn.Linear(n_states, hidden),
-            nn.ReLU(True),
-            nn.Linear(hidden, n_actions)
-        )
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(n_states, hidden), nn.ReLU(True), nn.Linear(hidden, n_actions))
 
         nn.init.normal_(self.fc[0].weight, std=0.1)
         nn.init.normal_(self.fc[2].weight, std=0.1)
@@ -49,7 +46,7 @@ class q_net(nn.Module):
         return actions_value
 
 
-class DQN(object):
+class DQN:
     def __init__(self):
         self.eval_net, self.target_net = q_net(), q_net()
 
@@ -82,8 +79,8 @@ class DQN(object):
         sample_index = np.random.choice(memory_capacity, batch_size)
         b_memory = self.memory[sample_index, :]
         b_s = torch.FloatTensor(b_memory[:, :n_states])
-        b_a = torch.LongTensor(b_memory[:, n_states:n_states + 1].astype(int))
-        b_r = torch.FloatTensor(b_memory[:, n_states + 1:n_states + 2])
+        b_a = torch.LongTensor(b_memory[:, n_states : n_states + 1].astype(int))
+        b_r = torch.FloatTensor(b_memory[:, n_states + 1 : n_states + 2])
         b_s_ = torch.FloatTensor(b_memory[:, -n_states:])
 
         q_eval = self.eval_net(b_s).gather(1, b_a)
@@ -95,7 +92,7 @@ class DQN(object):
         self.optimizer.step()
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     episodes = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     max_episode_steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
@@ -132,5 +129,9 @@ if __name__ == '__main__':
         all_reward.append(reward)
         episode_ends.append((env_steps, time.perf_counter() - t0, learn_steps > 0))
     # One JSON line for bench/speed.py: per episode, (env steps so far, wall s, learning?).
-    print('RESULT ' + json.dumps(dict(episode_ends=episode_ends, learn_steps=learn_steps,
-                                      last50_reward=float(np.mean(all_reward[-50:])))))
+    print(
+        "RESULT "
+        + json.dumps(
+            dict(episode_ends=episode_ends, learn_steps=learn_steps, last50_reward=float(np.mean(all_reward[-50:])))
+        )
+    )

@@ -6,6 +6,7 @@
 The evaluation episodes use seeds 20000, 20001, ... (apart from training's and evaluate()'s).
 Works for state and --pixels checkpoints alike.
 """
+
 import argparse
 import collections
 import os
@@ -15,8 +16,9 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import dqn  # noqa: E402
-import dqn_support  # noqa: E402
+from beyond import UsageError  # noqa: E402
+from beyond.files import load_checkpoint  # noqa: E402
+from beyond.pixels import env_maker  # noqa: E402
 
 
 def episode_end(env, terminated):
@@ -33,11 +35,10 @@ def main():
     p.add_argument("--episodes", type=int, default=20)
     args = p.parse_args()
     try:
-        agent, meta = dqn_support.load_checkpoint(args.model, lambda meta: dqn.DQN(
-            meta["n_states"], meta["n_actions"], hidden=meta["hidden"]))
-    except dqn_support.UsageError as e:
-        raise SystemExit(f"episode_ends.py: {e}")
-    env = dqn.make_env("CartPole-v1", unwrapped=False, pixels=agent.pixels)
+        agent, meta = load_checkpoint(args.model)
+    except UsageError as e:
+        raise SystemExit(f"episode_ends.py: {e}") from None
+    env = env_maker(agent)("CartPole-v1", unwrapped=False)
     ends = collections.Counter()
     for i in range(args.episodes):
         s, _ = env.reset(seed=20_000 + i)

@@ -3,8 +3,9 @@
     python bench/pixel_view.py            # writes docs/pixel_view.png
 
 Plays a few fixed steps from a seeded reset, then draws the last rendered screen (with the close-up's
-window marked) and the 4 stacked 20x40 frames that dqn_pixels.PixelObservation returns.
+window marked) and the 4 stacked 20x40 frames that beyond.pixels.PixelObservation returns.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -19,12 +20,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-import dqn  # noqa: E402
-import dqn_pixels  # noqa: E402
+from beyond import pixels  # noqa: E402
 
 
 def main(path=ROOT / "docs" / "pixel_view.png"):
-    env = dqn.make_env("CartPole-v1", unwrapped=False, pixels=True)
+    env = pixels.make_env("CartPole-v1", unwrapped=False)
     s, _ = env.reset(seed=4)
     for action in [1, 1, 0, 1, 1, 1]:  # a few pushes, mostly right: the pole leans, the cart moves
         s, _, terminated, *_ = env.step(action)
@@ -35,11 +35,14 @@ def main(path=ROOT / "docs" / "pixel_view.png"):
     fig = plt.figure(figsize=(9, 4.6))
     top = fig.add_subplot(2, 1, 1)
     top.imshow(screen)
-    rows = dqn_pixels.SCREEN_ROWS
-    centre = np.flatnonzero(screen[dqn_pixels.CART_ROW, :, 2] < 50).mean()
-    half = dqn_pixels.VIEW_WIDTH / 2
-    top.add_patch(plt.Rectangle((centre - half, rows.start), 2 * half, rows.stop - rows.start,
-                                fill=False, color="tab:red", lw=1.5))
+    rows = pixels.SCREEN_ROWS
+    centre = np.flatnonzero(screen[pixels.CART_ROW, :, 2] < 50).mean()
+    half = pixels.VIEW_WIDTH / 2
+    top.add_patch(
+        plt.Rectangle(
+            (centre - half, rows.start), 2 * half, rows.stop - rows.start, fill=False, color="tab:red", lw=1.5
+        )
+    )
     top.set_title("the screen (600x400); red: the close-up around the cart", fontsize=9)
     top.axis("off")
     for i, frame in enumerate(s):

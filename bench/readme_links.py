@@ -1,21 +1,26 @@
-"""Point every [`name`](dqn.py#Lnn) link in the READMEs at the line that defines name.
+"""Point every [`name`](file.py#Lnn) link in the READMEs at the line that defines name.
 
-    python bench/readme_links.py          # rewrite the links in place
-    python bench/readme_links.py --check  # exit 1, listing the stale links, without writing
+The files are dqn.py and the modules of beyond/.
+
+python bench/readme_links.py          # rewrite the links in place
+python bench/readme_links.py --check  # exit 1, listing the stale links, without writing
 """
+
+import functools
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 READMES = [ROOT / "README.md", ROOT / "README.zh-CN.md"]
-LINK = re.compile(r"\[`([\w.]+)`\]\(dqn\.py#L(\d+)\)")
+LINK = re.compile(r"\[`([\w.]+)`\]\(((?:beyond/)?\w+\.py)#L(\d+)\)")
 
 
-def symbol_lines(path=ROOT / "dqn.py"):
-    """Line of each top-level def/class/assignment in dqn.py, and of each Class.method."""
+@functools.cache
+def symbol_lines(path="dqn.py"):
+    """Line of each top-level def/class/assignment in ROOT/path, and of each Class.method."""
     found, current_class = {}, None
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, line in enumerate((ROOT / path).read_text().splitlines(), start=1):
         match = re.match(r"(\s*)(?:def|class) (\w+)|(\w+) = ", line)
         if not match:
             continue
@@ -28,23 +33,28 @@ def symbol_lines(path=ROOT / "dqn.py"):
     return found
 
 
-def stale_links(text, lines):
-    return {name: (int(at), lines.get(name)) for name, at in LINK.findall(text) if lines.get(name) != int(at)}
+def stale_links(text):
+    """{"path:name": (linked line, actual line or None)} for each link that points elsewhere."""
+    return {
+        f"{path}:{name}": (int(at), symbol_lines(path).get(name))
+        for name, path, at in LINK.findall(text)
+        if symbol_lines(path).get(name) != int(at)
+    }
 
 
 def main():
-    lines, stale = symbol_lines(), False
+    stale = False
     for readme in READMES:
         text = readme.read_text(encoding="utf-8")
-        wrong = stale_links(text, lines)
+        wrong = stale_links(text)
         unknown = [name for name, (_, actual) in wrong.items() if actual is None]
         if unknown:
-            sys.exit(f"{readme.name}: links to names dqn.py does not define: {unknown}")
+            sys.exit(f"{readme.name}: links to names their files do not define: {unknown}")
         if wrong and "--check" in sys.argv:
             print(f"{readme.name}: stale links {wrong}")
             stale = True
         elif wrong:
-            text = LINK.sub(lambda m: f"[`{m[1]}`](dqn.py#L{lines[m[1]]})", text)
+            text = LINK.sub(lambda m: f"[`{m[1]}`]({m[2]}#L{symbol_lines(m[2])[m[1]]})", text)
             readme.write_text(text, encoding="utf-8")
             print(f"{readme.name}: fixed {len(wrong)} links")
     sys.exit(1 if stale else 0)

@@ -11,6 +11,7 @@ a one-line summary that bench/ablation.py gathers into the README's table.
     python bench/seeds.py --name tuned --seeds 10 -- --preset tuned
     python bench/seeds.py --name blog --seeds 5 -- --eval-every 2500 --max-env-steps 50000 --early-stop 475
 """
+
 import argparse
 import csv
 import json
@@ -32,9 +33,26 @@ RESULTS = ROOT / "bench" / "results"
 def run_seed(flags, seed, runs_dir):
     """Train one seed in its own process; return its eval points and wall time."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / "dqn.py"), *flags, "--seed", str(seed), "--watch", "0",
-                             "--quiet", "--no-show", "--runs-dir", runs_dir, "--run-name", f"seed{seed}"],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "dqn.py"),
+            *flags,
+            "--seed",
+            str(seed),
+            "--watch",
+            "0",
+            "--quiet",
+            "--no-show",
+            "--runs-dir",
+            runs_dir,
+            "--run-name",
+            f"seed{seed}",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"seed {seed} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
@@ -87,8 +105,9 @@ def bootstrap_ci(values, rng, n=2000):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                usage="python bench/seeds.py [--name N] [--seeds K] -- DQN_FLAGS...")
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], usage="python bench/seeds.py [--name N] [--seeds K] -- DQN_FLAGS..."
+    )
     p.add_argument("--name", default="run", help="file stem under --out")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0)
@@ -97,8 +116,11 @@ def main():
     p.add_argument("--window", type=int, default=50_000, help="'solved within' this many env steps")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--runs-dir", default=None, help="keep the run folders here (default: a temporary folder)")
-    p.add_argument("--replot", action="store_true",
-                   help="train nothing: redraw from the runs kept in --runs-dir and the wall times in <name>.csv")
+    p.add_argument(
+        "--replot",
+        action="store_true",
+        help="train nothing: redraw from the runs kept in --runs-dir and the wall times in <name>.csv",
+    )
     args, flags = p.parse_known_args()
     flags = [f for f in flags if f != "--"]
     if args.seeds < 1 or args.jobs < 1:
@@ -119,9 +141,15 @@ def main():
     rows = []
     for run in runs:
         solved_at = first_solved(run["evals"], args.solved)
-        rows.append(dict(seed=run["seed"], steps_to_solve=solved_at if solved_at is not None else "",
-                         final_eval=run["final"][1] if run["final"] else "", env_steps=run["env_steps"],
-                         wall_s=round(run["wall_s"], 1)))
+        rows.append(
+            dict(
+                seed=run["seed"],
+                steps_to_solve=solved_at if solved_at is not None else "",
+                final_eval=run["final"][1] if run["final"] else "",
+                env_steps=run["env_steps"],
+                wall_s=round(run["wall_s"], 1),
+            )
+        )
     with open(out / f"{args.name}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -135,7 +163,7 @@ def main():
     with open(out / f"{args.name}_curve.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["env_steps", "mean", "ci_low", "ci_high"])
-        writer.writerows([[int(g), *np.round(b, 2)] for g, b in zip(grid, bands)])
+        writer.writerows([[int(g), *np.round(b, 2)] for g, b in zip(grid, bands, strict=True)])
 
     import matplotlib
 
@@ -147,10 +175,15 @@ def main():
     ax.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.3, label="95% bootstrap CI")
     if len(runs) <= 3:  # few seeds: show each one too
         for run in [r for r in runs if r["evals"]]:
-            line, = ax.plot(*zip(*run["evals"]), lw=0.8, alpha=0.6, label=f"seed {run['seed']}")
+            (line,) = ax.plot(*zip(*run["evals"], strict=True), lw=0.8, alpha=0.6, label=f"seed {run['seed']}")
             if run["final"]:  # the saved weights' evaluation
-                ax.plot(*run["final"], "*", ms=10, color=line.get_color(),
-                        label="final eval of the saved weights" if run is runs[0] else None)
+                ax.plot(
+                    *run["final"],
+                    "*",
+                    ms=10,
+                    color=line.get_color(),
+                    label="final eval of the saved weights" if run is runs[0] else None,
+                )
     ax.axhline(args.solved, color="grey", ls="--", lw=1)
     ax.set_xlabel("env steps")
     ax.set_ylabel("greedy eval return (CartPole-v1)")
@@ -163,17 +196,23 @@ def main():
     in_window = [s for s in solved if s <= args.window]
     median_solve = statistics.median(solved + [float("inf")] * (len(rows) - len(solved)))  # unsolved: never
     summary = dict(
-        name=args.name, flags=" ".join(flags), seeds=len(rows),
+        name=args.name,
+        flags=" ".join(flags),
+        seeds=len(rows),
         median_steps_to_solve=median_solve if median_solve != float("inf") else None,
-        solved_within_window=f"{len(in_window)}/{len(rows)}", window=args.window,
+        solved_within_window=f"{len(in_window)}/{len(rows)}",
+        window=args.window,
         median_final_eval=statistics.median(float(r["final_eval"]) for r in rows if r["final_eval"] != ""),
-        median_wall_s=statistics.median(r["wall_s"] for r in rows))
+        median_wall_s=statistics.median(r["wall_s"] for r in rows),
+    )
     (out / f"{args.name}.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print("| seed | steps to eval >= {:g} | final eval | env steps | wall s |".format(args.solved))
+    print(f"| seed | steps to eval >= {args.solved:g} | final eval | env steps | wall s |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seed']} | {r['steps_to_solve'] or 'not reached'} | {r['final_eval']} | {r['env_steps']} "
-              f"| {r['wall_s']} |")
+        print(
+            f"| {r['seed']} | {r['steps_to_solve'] or 'not reached'} | {r['final_eval']} | {r['env_steps']} "
+            f"| {r['wall_s']} |"
+        )
     print("SUMMARY " + json.dumps(summary))
 
 

@@ -11,6 +11,7 @@ Then it times each part of one step in isolation, to show where the time goes.
 
 Writes bench/results/speed.md (the table the README quotes) and speed.json.
 """
+
 import argparse
 import csv
 import json
@@ -37,20 +38,51 @@ def learning_phase_rate(episode_ends):
 
 
 def run_literal(args, seed):
-    out = subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "bench" / "blog_literal.py"),
-                          str(args.episodes), str(args.max_episode_steps), str(seed)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            str(ROOT / "bench" / "blog_literal.py"),
+            str(args.episodes),
+            str(args.max_episode_steps),
+            str(seed),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     result = json.loads(out.split("RESULT ", 1)[1])
     return learning_phase_rate(result["episode_ends"])
 
 
 def run_dqn(args, seed):
     with tempfile.TemporaryDirectory() as runs:
-        subprocess.run([sys.executable, str(ROOT / "dqn.py"), "--episodes", str(args.episodes),
-                        "--max-episode-steps", str(args.max_episode_steps), "--seed", str(seed),
-                        "--watch", "0", "--quiet", "--no-show", "--eval-episodes", "1",
-                        "--runs-dir", runs, "--run-name", "speed"],
-                       capture_output=True, text=True, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "dqn.py"),
+                "--episodes",
+                str(args.episodes),
+                "--max-episode-steps",
+                str(args.max_episode_steps),
+                "--seed",
+                str(seed),
+                "--watch",
+                "0",
+                "--quiet",
+                "--no-show",
+                "--eval-episodes",
+                "1",
+                "--runs-dir",
+                runs,
+                "--run-name",
+                "speed",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         with open(Path(runs) / "speed" / "metrics.csv") as f:
             rows = list(csv.DictReader(f))
     ends = [(int(r["env_steps"]), float(r["wall_s"]), r["learning"] == "True") for r in rows]
@@ -131,15 +163,17 @@ def breakdown(seed=0, repeats=2000):
         "target sync / 100": timed(lambda: agent.target_net.load_state_dict(agent.eval_net.state_dict())) / 100,
     }
     parts["forward/backward (rest of learn)"] = learn - sum(
-        parts[k] for k in ["sampling (sample_batch)", "optimizer (Adam step)", "target sync / 100"])
+        parts[k] for k in ["sampling (sample_batch)", "optimizer (Adam step)", "target sync / 100"]
+    )
     return parts
 
 
 def cpu_model():
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
@@ -161,13 +195,12 @@ def main():
             rate, steps = fn(args, args.seed)
             rates[name].append(rate)
             steps_timed[name] = steps
-            print(f"repeat {r + 1}: {name:13s} {rate:7.0f} env steps/s over {steps} learning-phase steps",
-                  flush=True)
+            print(f"repeat {r + 1}: {name:13s} {rate:7.0f} env steps/s over {steps} learning-phase steps", flush=True)
         sb3 = run_sb3(args, args.seed, 2000 + min(steps_timed["dqn.py"], 20_000))
         if sb3 is not None:
             rates["SB3 DQN"].append(sb3)
             print(f"repeat {r + 1}: {'SB3 DQN':13s} {sb3:7.0f} env steps/s", flush=True)
-    ratios = [b / a for a, b in zip(rates["blog literal"], rates["dqn.py"])]
+    ratios = [b / a for a, b in zip(rates["blog literal"], rates["dqn.py"], strict=True)]
     parts = breakdown(args.seed)
 
     import torch
@@ -186,9 +219,15 @@ def main():
         if values:
             med = statistics.median(values)
             lines.append(f"| {name} | {med:.0f} | {', '.join(f'{v:.0f}' for v in values)} | {med / base:.2f}x |")
-    lines += ["", f"Median of the per-repeat ratios dqn.py / blog literal: **{statistics.median(ratios):.2f}x**", "",
-              "Where a learning-phase step of dqn.py spends its time (each part timed alone):", "",
-              "| part | µs per env step |", "|---|---|"]
+    lines += [
+        "",
+        f"Median of the per-repeat ratios dqn.py / blog literal: **{statistics.median(ratios):.2f}x**",
+        "",
+        "Where a learning-phase step of dqn.py spends its time (each part timed alone):",
+        "",
+        "| part | µs per env step |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v:.1f} |" for k, v in parts.items()]
     lines.append(f"| **sum** | **{sum(parts.values()):.1f}** |")
     table = "\n".join(lines)

@@ -9,8 +9,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # A short run that still learns: a small memory fills in a few episodes.
-SHORT = ["--episodes", "25", "--memory-capacity", "200", "--max-episode-steps", "300", "--seed", "0",
-         "--eval-episodes", "2"]
+SHORT = [
+    "--episodes",
+    "25",
+    "--memory-capacity",
+    "200",
+    "--max-episode-steps",
+    "300",
+    "--seed",
+    "0",
+    "--eval-episodes",
+    "2",
+]
 
 
 def headless_env(**extra):
@@ -22,9 +32,15 @@ def headless_env(**extra):
 
 def run_dqn(*args, cwd, env=None, timeout=300):
     """Run `python dqn.py ARGS` as a user would, with no stdin."""
-    return subprocess.run([sys.executable, str(ROOT / "dqn.py"), *map(str, args)], cwd=cwd,
-                          env=env or headless_env(), stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "dqn.py"), *map(str, args)],
+        cwd=cwd,
+        env=env or headless_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def finished_run(tmp_path_factory, name, *args):

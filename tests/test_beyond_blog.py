@@ -1,4 +1,5 @@
 """The opt-in fixes, greedy evaluation, presets and the multi-seed bench."""
+
 import csv
 import json
 import subprocess
@@ -9,6 +10,9 @@ import pytest
 import torch
 
 import dqn
+from beyond.evaluation import evaluate
+from beyond.flags import parse_args
+from beyond.hooks import linear_epsilon
 from conftest import ROOT, SHORT, assert_one_line_error, run_dqn
 
 
@@ -87,17 +91,17 @@ def test_hidden_and_learning_starts_and_train_every():
 
 
 def test_linear_epsilon_schedule():
-    schedule = dqn.linear_epsilon(0.0, 0.9, 100)
+    schedule = linear_epsilon(0.0, 0.9, 100)
     assert [schedule(t) for t in (0, 50, 100, 1000)] == pytest.approx([0.0, 0.45, 0.9, 0.9])
 
 
 def test_evaluate_is_greedy_and_deterministic_for_a_seed():
     agent = dqn.DQN(4, 2, seed=3, epsilon=0.0)  # would act randomly in training
-    first = dqn.evaluate(agent, episodes=3, seed=11)
-    assert first == dqn.evaluate(agent, episodes=3, seed=11)
+    first = evaluate(agent, episodes=3, seed=11)
+    assert first == evaluate(agent, episodes=3, seed=11)
     assert set(first) == {"mean", "std", "min"} and first["min"] <= first["mean"]
     # a fixed greedy policy of a fresh net is not a random one: it falls fast and the same way
-    assert first == dqn.evaluate(dqn.DQN(4, 2, seed=3, epsilon=1.0), episodes=3, seed=11)
+    assert first == evaluate(dqn.DQN(4, 2, seed=3, epsilon=1.0), episodes=3, seed=11)
 
 
 def test_evaluate_uses_the_standard_500_step_task():
@@ -105,7 +109,7 @@ def test_evaluate_uses_the_standard_500_step_task():
         def greedy_action(self, s):
             return int(s[2] + 0.5 * s[3] > 0)
 
-    result = dqn.evaluate(AlwaysBalances(), episodes=2, seed=0)
+    result = evaluate(AlwaysBalances(), episodes=2, seed=0)
     assert result["mean"] == 500.0  # capped by CartPole-v1's time limit, counted in env reward
 
 
@@ -114,9 +118,31 @@ def read_metrics(path):
         return list(csv.DictReader(f))
 
 
-FLAGS_ON = ["--double", "--terminal-mask", "--huber", "--grad-clip", "10", "--epsilon-start", "0.2",
-            "--epsilon-end", "0.95", "--epsilon-steps", "200", "--env", "CartPole-v1", "--reward", "env",
-            "--hidden", "32", "--learning-starts", "100", "--train-every", "2", "--eval-every", "100"]
+FLAGS_ON = [
+    "--double",
+    "--terminal-mask",
+    "--huber",
+    "--grad-clip",
+    "10",
+    "--epsilon-start",
+    "0.2",
+    "--epsilon-end",
+    "0.95",
+    "--epsilon-steps",
+    "200",
+    "--env",
+    "CartPole-v1",
+    "--reward",
+    "env",
+    "--hidden",
+    "32",
+    "--learning-starts",
+    "100",
+    "--train-every",
+    "2",
+    "--eval-every",
+    "100",
+]
 
 
 def test_flags_run_end_to_end_and_repeat_bit_for_bit(tmp_path):
@@ -125,7 +151,7 @@ def test_flags_run_end_to_end_and_repeat_bit_for_bit(tmp_path):
         result = run_dqn(*args, "--run-name", name, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
     a, b = (read_metrics(tmp_path / "runs" / n / "metrics.csv") for n in "ab")
-    assert a == [dict(r, wall_s=x["wall_s"]) for r, x in zip(b, a)]  # all but the clock
+    assert a == [dict(r, wall_s=x["wall_s"]) for r, x in zip(b, a, strict=True)]  # all but the clock
     # the standard task pays +1 a step, the schedule raises the greedy probability
     assert all(float(r["reward"]) == int(r["steps"]) for r in a)
     eps = [float(r["epsilon"]) for r in a]
@@ -136,11 +162,11 @@ def test_flags_run_end_to_end_and_repeat_bit_for_bit(tmp_path):
 
 
 def test_preset_sets_defaults_and_explicit_flags_win():
-    args = dqn.parse_args(["--preset", "tuned", "--lr", "0.005"])
+    args = parse_args(["--preset", "tuned", "--lr", "0.005"])
     assert args.env == "CartPole-v1" and args.reward == "env" and args.double and args.terminal_mask
     assert args.lr == 0.005
     assert args.early_stop == 475.0
-    blog = dqn.parse_args([])
+    blog = parse_args([])
     assert (blog.env, blog.reward, blog.double, blog.lr) == ("CartPole-v0", "shaped", False, 0.01)
 
 
@@ -155,7 +181,7 @@ def test_early_stop_and_no_early_stop(tmp_path):
     data = torch.load(tmp_path / "runs" / "s" / "model.pt", weights_only=True)
     agent = dqn.DQN(4, 2)
     agent.eval_net.load_state_dict(data["eval_net"])
-    again = dqn.evaluate(agent, episodes=1, env_id="CartPole-v1", seed=10_000)  # the eval seed of --seed 0
+    again = evaluate(agent, episodes=1, env_id="CartPole-v1", seed=10_000)  # the eval seed of --seed 0
     assert float(evals[-1]["mean"]) == again["mean"] >= 1
     kept = run_dqn(*base, "--early-stop", "1", "--no-early-stop", "--run-name", "k", cwd=tmp_path)
     assert kept.returncode == 0 and "early stop" not in kept.stdout
@@ -163,8 +189,22 @@ def test_early_stop_and_no_early_stop(tmp_path):
 
 
 def test_keep_best_ends_with_the_best_evaluated_weights(tmp_path):
-    result = run_dqn(*SHORT, "--episodes", "60", "--watch", "0", "--quiet", "--eval-every", "300",
-                     "--eval-episodes", "3", "--keep-best", "--run-name", "b", cwd=tmp_path)
+    result = run_dqn(
+        *SHORT,
+        "--episodes",
+        "60",
+        "--watch",
+        "0",
+        "--quiet",
+        "--eval-every",
+        "300",
+        "--eval-episodes",
+        "3",
+        "--keep-best",
+        "--run-name",
+        "b",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     evals = read_metrics(tmp_path / "runs" / "b" / "evals.csv")
     periodic = [float(e["mean"]) for e in evals if e["final"] == "0"]  # the last one at the end of training
@@ -175,9 +215,9 @@ def test_keep_best_ends_with_the_best_evaluated_weights(tmp_path):
     agent = dqn.DQN(4, 2)
     agent.eval_net.load_state_dict(torch.load(tmp_path / "runs" / "b" / "model.pt", weights_only=True)["eval_net"])
     # the saved weights are the best ones: on the periodic evaluation's episodes they score the best mean ...
-    assert dqn.evaluate(agent, episodes=3, env_id="CartPole-v1", seed=10_000)["mean"] == max(periodic)
+    assert evaluate(agent, episodes=3, env_id="CartPole-v1", seed=10_000)["mean"] == max(periodic)
     # ... and the final evaluation measured them on the next, unseen episodes
-    assert dqn.evaluate(agent, episodes=3, env_id="CartPole-v1", seed=10_003)["mean"] == final
+    assert evaluate(agent, episodes=3, env_id="CartPole-v1", seed=10_003)["mean"] == final
 
 
 def test_keep_best_needs_periodic_evaluations(dqn_cli):
@@ -185,17 +225,52 @@ def test_keep_best_needs_periodic_evaluations(dqn_cli):
 
 
 def test_max_env_steps_caps_the_whole_run(tmp_path):
-    result = run_dqn(*SHORT, "--episodes", "1000", "--max-env-steps", "345", "--watch", "0", "--quiet", "--run-name", "m", cwd=tmp_path)
+    result = run_dqn(
+        *SHORT,
+        "--episodes",
+        "1000",
+        "--max-env-steps",
+        "345",
+        "--watch",
+        "0",
+        "--quiet",
+        "--run-name",
+        "m",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0
     assert int(read_metrics(tmp_path / "runs" / "m" / "metrics.csv")[-1]["env_steps"]) == 345
 
 
 def test_seeds_bench_writes_its_table_and_figure(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "seeds.py"), "--name", "smoke", "--seeds", "2",
-                             "--solved", "15", "--out", str(tmp_path), "--",
-                             "--episodes", "30", "--memory-capacity", "200", "--max-episode-steps", "300",
-                             "--eval-every", "300", "--eval-episodes", "2"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "seeds.py"),
+            "--name",
+            "smoke",
+            "--seeds",
+            "2",
+            "--solved",
+            "15",
+            "--out",
+            str(tmp_path),
+            "--",
+            "--episodes",
+            "30",
+            "--memory-capacity",
+            "200",
+            "--max-episode-steps",
+            "300",
+            "--eval-every",
+            "300",
+            "--eval-episodes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = read_metrics(tmp_path / "smoke.csv")
     assert [r["seed"] for r in rows] == ["0", "1"]

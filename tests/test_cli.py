@@ -1,4 +1,5 @@
 """python dqn.py as a user runs it: flags, bad input, files written, checkpoints, Ctrl-C."""
+
 import csv
 import os
 import pickle
@@ -22,10 +23,35 @@ def read_metrics(path):
 def test_help_explains_every_flag(dqn_cli):
     out = dqn_cli("--help")
     assert out.returncode == 0
-    for flag in ["--episodes", "--seed", "--max-episode-steps", "--plot", "--no-show", "--batch-size", "--lr",
-                 "--epsilon", "--gamma", "--target-replace-iter", "--memory-capacity", "--watch", "--video",
-                 "--play", "--run-name", "--render", "--render-every", "--quiet", "--double", "--terminal-mask",
-                 "--huber", "--grad-clip", "--preset", "--eval-every", "--keep-best", "--pixels", "--device"]:
+    for flag in [
+        "--episodes",
+        "--seed",
+        "--max-episode-steps",
+        "--plot",
+        "--no-show",
+        "--batch-size",
+        "--lr",
+        "--epsilon",
+        "--gamma",
+        "--target-replace-iter",
+        "--memory-capacity",
+        "--watch",
+        "--video",
+        "--play",
+        "--run-name",
+        "--render",
+        "--render-every",
+        "--quiet",
+        "--double",
+        "--terminal-mask",
+        "--huber",
+        "--grad-clip",
+        "--preset",
+        "--eval-every",
+        "--keep-best",
+        "--pixels",
+        "--device",
+    ]:
         assert flag in out.stdout, flag
     assert "greedily" in out.stdout  # the reversed epsilon convention is spelled out
 
@@ -73,13 +99,31 @@ def test_same_seed_same_metrics_bit_for_bit(tmp_path):
     assert first.returncode == second.returncode == 0
 
     def columns(name):
-        return [(r["steps"], r["reward"], r["loss"], r["eval_mean"]) for r in read_metrics(tmp_path / "runs" / name / "metrics.csv")]
+        return [
+            (r["steps"], r["reward"], r["loss"], r["eval_mean"])
+            for r in read_metrics(tmp_path / "runs" / name / "metrics.csv")
+        ]
+
     assert columns("a") == columns("b")
 
 
 def test_another_discrete_env_trains_and_evaluates_on_itself(dqn_cli):
-    out = dqn_cli("--env", "Acrobot-v1", "--reward", "env", "--episodes", "2", "--max-episode-steps", "200",
-                  "--eval-episodes", "1", "--watch", "0", "--seed", "0")
+    out = dqn_cli(
+        "--env",
+        "Acrobot-v1",
+        "--reward",
+        "env",
+        "--episodes",
+        "2",
+        "--max-episode-steps",
+        "200",
+        "--eval-episodes",
+        "1",
+        "--watch",
+        "0",
+        "--seed",
+        "0",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "greedy evaluation on Acrobot-v1" in out.stdout
 
@@ -145,13 +189,13 @@ def test_save_load_gives_the_same_greedy_actions(checkpoint, tmp_path):
     import numpy as np
 
     import dqn
-    import dqn_support
+    from beyond.files import load_checkpoint, save_checkpoint
 
     data = torch.load(checkpoint, weights_only=True)
     original = dqn.DQN(4, 2, epsilon=1.0)
     original.eval_net.load_state_dict(data["eval_net"])
-    dqn_support.save_checkpoint(original, tmp_path / "again.pt", "CartPole-v0", "shaped", 0, 25)
-    loaded, meta = dqn_support.load_checkpoint(tmp_path / "again.pt", lambda m: dqn.DQN(4, 2, epsilon=1.0))
+    save_checkpoint(original, tmp_path / "again.pt", "CartPole-v0", "shaped", 0, 25)
+    loaded, meta = load_checkpoint(tmp_path / "again.pt", lambda m: dqn.DQN(4, 2, epsilon=1.0))
     states = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
     assert [original.choose_action(s) for s in states] == [loaded.choose_action(s) for s in states]
     assert len({loaded.greedy_action(s) for s in states}) == 2  # a real policy, not a constant
@@ -216,10 +260,28 @@ def test_wrong_network_shape_is_refused(dqn_cli, checkpoint, tmp_path):
 
 # ---- interruption and blow-ups --------------------------------------------------------------
 def test_ctrl_c_saves_what_was_trained_and_exits_130(tmp_path):
-    proc = subprocess.Popen([sys.executable, str(ROOT / "dqn.py"), "--episodes", "100000", "--memory-capacity", "200",
-                             "--seed", "0", "--run-name", "cut", "--watch", "0"],
-                            cwd=tmp_path, env=headless_env(), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "dqn.py"),
+            "--episodes",
+            "100000",
+            "--memory-capacity",
+            "200",
+            "--seed",
+            "0",
+            "--run-name",
+            "cut",
+            "--watch",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=headless_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until learning has started
         if line.startswith("Ep: ") or time.time() > deadline:
@@ -248,26 +310,25 @@ def test_huge_learning_rate_stops_with_advice_and_saves(dqn_cli, tmp_path):
 
 
 def test_atomic_write_leaves_no_half_file(tmp_path):
-    import dqn_support
+    from beyond.files import atomic_path
 
     target = tmp_path / "model.pt"
     target.write_text("old, complete")
-    with pytest.raises(RuntimeError):
-        with dqn_support.atomic_path(target) as tmp:
-            Path(tmp).write_text("half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        Path(tmp).write_text("half")
+        raise RuntimeError("crash mid-write")
     assert target.read_text() == "old, complete"
     assert list(tmp_path.iterdir()) == [target]
 
 
 def test_a_second_ctrl_c_while_saving_is_ignored(tmp_path):
-    import dqn_support
+    from beyond.files import atomic_path
+    from beyond.hooks import ignore_ctrl_c
 
     target = tmp_path / "metrics.csv"
-    with dqn_support.ignore_ctrl_c():
-        with dqn_support.atomic_path(target) as tmp:
-            Path(tmp).write_text("complete\n")
-            os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt mid-save otherwise
+    with ignore_ctrl_c(), atomic_path(target) as tmp:
+        Path(tmp).write_text("complete\n")
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt mid-save otherwise
     assert target.read_text() == "complete\n"
     with pytest.raises(KeyboardInterrupt):  # and Ctrl-C works again afterwards
         os.kill(os.getpid(), signal.SIGINT)

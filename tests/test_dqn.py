@@ -1,4 +1,5 @@
 """The algorithm's pieces: q_net, the ring buffer, learn(), the shaped reward, train()."""
+
 import copy
 import math
 
@@ -23,8 +24,14 @@ def filled_agent(seed=0, n=40, **overrides):
 
 def test_hyperparameters_are_the_blogs():
     h = dqn.hyperparameters
-    assert (h["batch_size"], h["lr"], h["epsilon"], h["gamma"], h["target_replace_iter"], h["memory_capacity"]) \
-        == (32, 0.01, 0.9, 0.9, 100, 2000)
+    assert (h["batch_size"], h["lr"], h["epsilon"], h["gamma"], h["target_replace_iter"], h["memory_capacity"]) == (
+        32,
+        0.01,
+        0.9,
+        0.9,
+        100,
+        2000,
+    )
     agent = dqn.DQN(4, 2)
     assert agent.memory.shape == (2000, 4 * 2 + 2)
     assert isinstance(agent.optimizer, torch.optim.Adam)
@@ -61,8 +68,11 @@ def test_target_net_syncs_every_target_replace_iter_learn_steps():
     agent = filled_agent(target_replace_iter=3)
 
     def same():
-        return all(torch.equal(a, b) for a, b in zip(agent.eval_net.state_dict().values(),
-                                                     agent.target_net.state_dict().values()))
+        return all(
+            torch.equal(a, b)
+            for a, b in zip(agent.eval_net.state_dict().values(), agent.target_net.state_dict().values(), strict=True)
+        )
+
     agent.learn()  # learn step 0 syncs first, then updates eval_net
     assert not same()
     agent.learn()
@@ -80,8 +90,8 @@ def test_learn_changes_eval_net_and_leaves_target_alone():
     eval_before = [p.clone() for p in agent.eval_net.parameters()]
     target_before = [p.clone() for p in agent.target_net.parameters()]
     agent.learn()
-    assert all(not torch.equal(a, b) for a, b in zip(eval_before, agent.eval_net.parameters()))
-    assert all(torch.equal(a, b) for a, b in zip(target_before, agent.target_net.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(eval_before, agent.eval_net.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(target_before, agent.target_net.parameters(), strict=True))
 
 
 @pytest.mark.parametrize("huber", [False, True])
@@ -102,7 +112,7 @@ def test_hand_written_backprop_equals_autograd(huber):
     agent.eval_net.zero_grad()
     criterion = nn.SmoothL1Loss() if huber else nn.MSELoss()
     criterion(agent.eval_net(b_s).gather(1, b_a), q_target).backward()
-    for mine, autograd in zip(by_hand, agent.eval_net.parameters()):
+    for mine, autograd in zip(by_hand, agent.eval_net.parameters(), strict=True):
         torch.testing.assert_close(mine, autograd.grad, rtol=1e-5, atol=1e-7)
 
 
@@ -124,7 +134,7 @@ def test_learn_is_the_blogs_update():
     optimizer.step()
     got = agent.learn()
     assert got == pytest.approx(loss.item(), rel=1e-5)
-    for a, b in zip(agent.eval_net.parameters(), reference.parameters()):
+    for a, b in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -177,7 +187,7 @@ def test_train_learns_after_the_memory_fills_and_returns_records():
     agent, records = short_run(0)
     assert agent.learn_step_counter > 0
     first = next(r for r in records if r["learning"])
-    assert sum(r["steps"] for r in records[:first["episode"]]) <= 100 < first["env_steps"]
+    assert sum(r["steps"] for r in records[: first["episode"]]) <= 100 < first["env_steps"]
     assert records[-1]["env_steps"] == sum(r["steps"] for r in records)
     # one learn() per env step once the memory holds more than memory_capacity rows
     assert agent.learn_step_counter == records[-1]["env_steps"] - 100
@@ -203,8 +213,13 @@ def test_import_has_no_side_effects():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "import dqn"], capture_output=True, text=True,
-                         cwd=dqn.__file__.rsplit("/", 1)[0], timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", "import dqn"],
+        capture_output=True,
+        text=True,
+        cwd=dqn.__file__.rsplit("/", 1)[0],
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
 
 
@@ -216,6 +231,7 @@ def test_greedy_action_follows_eval_net_as_it_learns_and_is_reloaded():
     def torch_argmax():
         with torch.no_grad():
             return agent.eval_net(torch.from_numpy(states)).argmax(1).tolist()
+
     for _ in range(3):
         agent.learn()
         assert [agent.greedy_action(s) for s in states] == torch_argmax()
@@ -223,3 +239,77 @@ def test_greedy_action_follows_eval_net_as_it_learns_and_is_reloaded():
     agent.eval_net.load_state_dict(other.state_dict())  # as --play and early stop do
     assert [agent.greedy_action(s) for s in states] == torch_argmax()
     assert len(set(torch_argmax())) == 2
+
+
+@pytest.mark.parametrize("huber", [False, True])
+def test_update_weighs_each_sample_and_returns_the_td_errors(huber):
+    """update(weights=w) gives the gradients of mean(w * per-sample loss), as autograd computes them."""
+    agent = filled_agent(seed=2, huber=huber)
+    agent.learn()
+    batch = agent.sample_batch()
+    b_s, b_a, b_r, b_s_, _ = batch
+    weights = torch.linspace(0.1, 1.0, agent.batch_size)[:, None]
+    reference = copy.deepcopy(agent.eval_net)
+    with torch.no_grad():
+        q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values
+    q_eval = reference(b_s).gather(1, b_a)
+    per_sample = nn.functional.smooth_l1_loss if huber else nn.functional.mse_loss
+    expected = (weights * per_sample(q_eval, q_target, reduction="none")).mean()
+    expected.backward()
+    loss, td_error = agent.update(*batch, weights=weights)
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(td_error, (q_eval - q_target).detach())
+    for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_a_per_sample_discount_replaces_gamma():
+    agent = filled_agent(seed=4)
+    _, _, b_r, b_s_, _ = agent.sample_batch()
+    discount = torch.linspace(0.0, 0.99, agent.batch_size)[:, None]  # gamma^k for k-step returns, say
+    with torch.no_grad():
+        best = agent.target_net(b_s_).max(1, keepdim=True).values
+        torch.testing.assert_close(agent.td_target(b_r, b_s_, None, discount), b_r + discount * best)
+        torch.testing.assert_close(agent.td_target(b_r, b_s_), b_r + agent.gamma * best)
+
+
+def test_train_tells_the_agent_how_each_episode_ended():
+    """The last transition of each episode says terminated (the pole fell) or truncated (the cap)."""
+
+    class RecordingDQN(dqn.DQN):
+        def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
+            self.ends.append((bool(terminated), bool(truncated)))
+            super().store_transition(s, a, r, s_, terminated, truncated)
+
+    for cap, expected_end in [(4, (False, True)), (10_000, (True, False))]:
+        agent = RecordingDQN(4, 2, seed=0, epsilon=0.0)  # random actions: the pole falls within ~40 steps
+        agent.ends = []
+        records = dqn.train(agent, dqn.make_env(), episodes=5, max_episode_steps=cap, seed=0, log=None)
+        ends_at = np.cumsum([r["steps"] for r in records]) - 1
+        assert [agent.ends[i] for i in ends_at] == [expected_end] * 5
+        assert sum(map(any, agent.ends)) == 5  # nothing else is marked as an end
+
+
+def test_a_subclass_supplies_its_own_network_and_memory():
+    class WideDQN(dqn.DQN):
+        def make_net(self):
+            return dqn.q_net(self.n_states, self.n_actions, hidden=7)
+
+        def make_memory(self):
+            return np.ones((self.memory_capacity, self.n_states * 2 + 2), dtype=np.float32)
+
+    agent = WideDQN(4, 2, seed=0, memory_capacity=5)
+    assert agent.eval_net.fc[0].out_features == agent.target_net.fc[0].out_features == 7
+    assert (agent.memory == 1).all() and agent.memory.shape == (5, 10)
+    assert agent.optimizer.param_groups[0]["params"][0] is agent.eval_net.fc[0].weight
+
+
+def test_dqn_py_imports_nothing_from_the_package_above_it():
+    import subprocess
+    import sys
+
+    code = "import sys, dqn; print(sorted(m for m in sys.modules if m == 'beyond' or m.startswith('beyond.')))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=dqn.__file__.rsplit("/", 1)[0], timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,4 +1,5 @@
-"""dqn_pixels.py and --pixels: frames, the CNN, the uint8 memory, a short run, --play."""
+"""beyond/pixels.py and --pixels: frames, the CNN, the uint8 memory, a short run, --play."""
+
 import csv
 import os
 
@@ -11,16 +12,35 @@ from conftest import assert_one_line_error, finished_run
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import dqn  # noqa: E402
-from dqn_pixels import FRAME_SKIP, FRAME_STACK, FrameMemory, conv_q_net, preprocess  # noqa: E402
+from beyond import pixels  # noqa: E402
+from beyond.cli import env_reward  # noqa: E402
+from beyond.flags import PRESETS, parse_args  # noqa: E402
+from beyond.pixels import FRAME_SKIP, FRAME_STACK, FrameMemory, PixelDQN, conv_q_net, preprocess  # noqa: E402
 
 SHAPE = (FRAME_STACK, 20, 40)
-SHORT_PIXELS = ["--pixels", "--episodes", "100", "--max-env-steps", "400", "--memory-capacity", "300",
-                "--learning-starts", "100", "--eval-every", "0", "--no-keep-best", "--eval-episodes", "1", "--seed", "0"]
+SHORT_PIXELS = [
+    "--pixels",
+    "--episodes",
+    "100",
+    "--max-env-steps",
+    "400",
+    "--memory-capacity",
+    "300",
+    "--learning-starts",
+    "100",
+    "--eval-every",
+    "0",
+    "--no-keep-best",
+    "--eval-episodes",
+    "1",
+    "--seed",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
 def pixel_env():
-    env = dqn.make_env("CartPole-v1", unwrapped=False, pixels=True)
+    env = pixels.make_env("CartPole-v1", unwrapped=False)
     yield env
     env.close()
 
@@ -95,16 +115,20 @@ def test_cnn_gives_one_value_per_action(batch):
     assert q.shape == (batch, 2) and q.dtype == torch.float32 and torch.isfinite(q).all()
 
 
-def test_dqn_picks_the_network_by_its_input():
+def test_the_pixel_agent_is_the_blogs_dqn_with_a_cnn():
     assert isinstance(dqn.DQN(4, 2).eval_net, dqn.q_net)
-    agent = dqn.DQN(SHAPE, 2, seed=0)
-    assert agent.pixels and isinstance(agent.eval_net, conv_q_net) and isinstance(agent.target_net, conv_q_net)
+    agent = PixelDQN(SHAPE, 2, seed=0)
+    assert (
+        isinstance(agent, dqn.DQN)
+        and isinstance(agent.eval_net, conv_q_net)
+        and isinstance(agent.target_net, conv_q_net)
+    )
     s = np.zeros(SHAPE, np.uint8)
     assert agent.greedy_action(s) in (0, 1)
 
 
 def test_memory_stores_and_returns_frames_unchanged(pixel_env):
-    agent = dqn.DQN(pixel_env.observation_space.shape, 2, seed=0, memory_capacity=50, batch_size=8)
+    agent = PixelDQN(pixel_env.observation_space.shape, 2, seed=0, memory_capacity=50, batch_size=8)
     assert agent.memory_frames.frames.dtype == np.uint8
     s, _ = pixel_env.reset(seed=0)
     stored = []
@@ -135,8 +159,19 @@ def test_frame_memory_ring_overwrites_the_oldest():
 
 def test_learn_on_frames_moves_the_cnn_and_syncs_the_target():
     shape = SHAPE
-    agent = dqn.DQN(shape, 2, seed=0, memory_capacity=64, batch_size=16, lr=1e-3, target_replace_iter=3,
-                    terminal_mask=True, double=True, huber=True, grad_clip=1.0)
+    agent = PixelDQN(
+        shape,
+        2,
+        seed=0,
+        memory_capacity=64,
+        batch_size=16,
+        lr=1e-3,
+        target_replace_iter=3,
+        terminal_mask=True,
+        double=True,
+        huber=True,
+        grad_clip=1.0,
+    )
     rng = np.random.default_rng(0)
     for _ in range(64):
         s = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -145,20 +180,19 @@ def test_learn_on_frames_moves_the_cnn_and_syncs_the_target():
     before = [p.clone() for p in agent.eval_net.parameters()]
     losses = [agent.learn() for _ in range(3)]
     assert all(np.isfinite(losses))
-    assert any(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters(), strict=True))
     grad_norm = torch.norm(torch.stack([p.grad.norm() for p in agent.eval_net.parameters()]))
     assert grad_norm <= 1.0 + 1e-5  # --grad-clip applies to the CNN too
     agent.learn()  # learn step 3: the target copies eval_net first
-    for p, q in zip(agent.target_net.parameters(), before):
+    for p, q in zip(agent.target_net.parameters(), before, strict=True):
         assert not torch.equal(p, q)
 
 
 def test_same_seed_same_pixel_run():
     def run():
-        env = dqn.make_env("CartPole-v1", unwrapped=False, pixels=True)
-        agent = dqn.DQN(env.observation_space.shape, 2, seed=3, memory_capacity=100, learning_starts=30,
-                        batch_size=8)
-        records = dqn.train(agent, env, episodes=15, seed=3, reward_fn=dqn.env_reward, log=None)
+        env = pixels.make_env("CartPole-v1", unwrapped=False)
+        agent = PixelDQN(env.observation_space.shape, 2, seed=3, memory_capacity=100, learning_starts=30, batch_size=8)
+        records = dqn.train(agent, env, episodes=15, seed=3, reward_fn=env_reward, log=None)
         env.close()
         return [(r["steps"], r["reward"], r["loss"], r["env_steps"]) for r in records]
 
@@ -204,21 +238,45 @@ def test_play_a_pixel_checkpoint_on_a_missing_gpu(pixel_run, dqn_cli):
     assert_one_line_error(dqn_cli("--play", run_dir / "model.pt", "--device", "cuda"), "--device", "GPU")
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--pixels", "--env", "Acrobot-v1", "--reward", "env"], ["--pixels", "Acrobot-v1"]),
-    (["--pixels", "--render"], ["--render", "--pixels"]),
-    (["--pixels", "--device", "tpu9"], ["--device", "tpu9"]),
-    (["--device", "cuda:0"], ["--device"]),
-    (["--pixels", "--eval-every", "0"], ["--keep-best", "--no-keep-best"]),  # the preset keeps the best eval
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--pixels", "--env", "Acrobot-v1", "--reward", "env"], ["--pixels", "Acrobot-v1"]),
+        (["--pixels", "--render"], ["--render", "--pixels"]),
+        (["--pixels", "--device", "tpu9"], ["--device", "tpu9"]),
+        (["--device", "cuda:0"], ["--device"]),
+        (["--pixels", "--eval-every", "0"], ["--keep-best", "--no-keep-best"]),  # the preset keeps the best eval
+    ],
+)
 def test_bad_pixel_flags_are_one_line_errors(dqn_cli, args, needles):
     assert_one_line_error(dqn_cli(*args), *needles)
 
 
 def test_pixels_implies_its_preset_and_flags_still_win():
-    args = dqn.parse_args(["--pixels", "--lr", "0.001"])
+    args = parse_args(["--pixels", "--lr", "0.001"])
     assert args.preset == "pixels" and args.pixels and args.lr == 0.001
-    assert args.memory_capacity == dqn.PRESETS["pixels"]["memory_capacity"]
-    assert dqn.parse_args(["--preset", "pixels"]).pixels
-    blog = dqn.parse_args(["--pixels", "--preset", "blog"])
+    assert args.memory_capacity == PRESETS["pixels"]["memory_capacity"]
+    assert parse_args(["--preset", "pixels"]).pixels
+    blog = parse_args(["--pixels", "--preset", "blog"])
     assert blog.pixels and blog.lr == dqn.hyperparameters["lr"]
+
+
+def test_pixel_update_weighs_each_sample_as_autograd_does():
+    agent = PixelDQN(SHAPE, 2, seed=0, memory_capacity=16, batch_size=8, huber=True)
+    rng = np.random.default_rng(0)
+    for _ in range(16):
+        s = rng.integers(0, 256, SHAPE, dtype=np.uint8)
+        agent.store_transition(s, int(rng.integers(2)), float(rng.normal()), np.roll(s, 1, axis=0))
+    batch = agent.sample_batch()
+    b_s, b_a, b_r, b_s_, _ = batch
+    weights = torch.linspace(0.2, 1.0, 8)[:, None]
+    reference = conv_q_net(SHAPE, 2, hidden=agent.hidden)
+    reference.load_state_dict(agent.eval_net.state_dict())
+    with torch.no_grad():
+        q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values
+    q_eval = reference(b_s).gather(1, b_a)
+    (weights * torch.nn.functional.smooth_l1_loss(q_eval, q_target, reduction="none")).mean().backward()
+    _, td_error = agent.update(*batch, weights=weights)
+    torch.testing.assert_close(td_error, (q_eval - q_target).detach())
+    for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-4, atol=1e-6)

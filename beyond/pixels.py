@@ -2,7 +2,8 @@
 
 The blog ends by noting that the state could be a picture of the screen instead of the
 four numbers, and that only the network would have to change. That is nearly true: the
-same DQN class learns from screens once three things are added, all in this file.
+blog's DQN learns from screens once three things are added, all in this file, and
+PixelDQN (a subclass of dqn.DQN) puts them together.
 
 1. Frames a network can use (preprocess, PixelObservation). Each 400x600 colour screen
    becomes a 20x40 grey image, bright on black, of a 160x120 window that follows the cart
@@ -23,6 +24,7 @@ same DQN class learns from screens once three things are added, all in this file
 
 README.md, "Learning from pixels", has the preset's choices and the measured results.
 """
+
 import collections
 import os
 
@@ -30,6 +32,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
+
+import dqn
 
 SCREEN_ROWS = slice(164, 324)  # the cart, the track and the pole up to ~12 degrees (it falls past that)
 CART_ROW = 290  # a screen row that crosses the cart and nothing else that is dark
@@ -48,8 +52,8 @@ def preprocess(frame):
     centre = int(dark.mean()) if len(dark) else screen.shape[1] // 2
     half = VIEW_WIDTH // 2
     padded = np.full((screen.shape[0], screen.shape[1] + VIEW_WIDTH), 255, np.uint16)
-    padded[:, half:half + screen.shape[1]] = screen
-    view = padded[:, centre:centre + VIEW_WIDTH]  # screen columns centre - half .. centre + half
+    padded[:, half : half + screen.shape[1]] = screen
+    view = padded[:, centre : centre + VIEW_WIDTH]  # screen columns centre - half .. centre + half
     rows, cols = view.shape[0] // BLOCK[0], view.shape[1] // BLOCK[1]
     block_sums = view.reshape(rows, BLOCK[0], -1).sum(1).reshape(rows, cols, BLOCK[1]).sum(2)
     return (255 - block_sums // (BLOCK[0] * BLOCK[1])).astype(np.uint8)  # inverted: empty space is 0
@@ -81,7 +85,7 @@ class PixelObservation(gym.Wrapper):
     def step(self, action):
         """Hold action for frame_skip frames (fewer if the episode ends); observe the new stack."""
         total_reward = 0.0
-        for frames in range(1, self.frame_skip + 1):
+        for frames in range(1, self.frame_skip + 1):  # noqa: B007 (read after the loop)
             _, reward, terminated, truncated, info = self.env.step(action)
             total_reward += reward
             if terminated or truncated:
@@ -90,12 +94,17 @@ class PixelObservation(gym.Wrapper):
         return np.stack(self.frames), total_reward, terminated, truncated, dict(info, frames=frames)
 
 
-def pixel_env(env, render_mode=None):
-    """Wrap an env made with render_mode="rgb_array"; render_mode="human" also shows a window."""
+def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None):
+    """dqn.make_env's env seen through its screen; render_mode="human" also shows a window."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, without SDL's warnings
-    env = PixelObservation(env)
+    env = PixelObservation(dqn.make_env(env_id, unwrapped, render_mode="rgb_array"))
     return gym.wrappers.HumanRendering(env) if render_mode == "human" else env
+
+
+def env_maker(agent):
+    """The make_env whose observations agent reads: the screen for a PixelDQN, else the state."""
+    return make_env if isinstance(agent, PixelDQN) else dqn.make_env
 
 
 def true_state_reward(reward_fn):
@@ -112,8 +121,10 @@ class conv_q_net(nn.Module):
         # PyTorch's default (Kaiming-uniform) init, not the blog's N(0, 0.1): with 100 to 450
         # inputs per unit, N(0, 0.1) is 2 to 4 times that scale in every layer, and it compounds.
         self.conv = nn.Sequential(
-            nn.Conv2d(frames, 16, kernel_size=5, stride=2), nn.ReLU(),
-            nn.Conv2d(16, 32, kernel_size=5, stride=2), nn.ReLU(),
+            nn.Conv2d(frames, 16, kernel_size=5, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=5, stride=2),
+            nn.ReLU(),
             nn.Flatten(),
         )
         n_features = self.conv(torch.zeros(1, *shape)).shape[1]
@@ -142,22 +153,62 @@ class FrameMemory:
         return torch.from_numpy(rows[:, :-1]), torch.from_numpy(rows[:, 1:])
 
 
-def backprop_by_autograd(agent, b_s, b_a, b_r, b_s_, b_terminated):
-    """Set eval_net's .grad with loss.backward(), as the blog does; return the loss.
+class PixelDQN(dqn.DQN):
+    """The blog's DQN on a stack of screens: conv_q_net, a FrameMemory, and autograd."""
 
-    The MLP's gradients are written out by hand in q_net.backprop; for a CNN autograd is the
-    right tool, and its bookkeeping is small next to the convolutions themselves. The batch
-    moves to agent.device here (--device cuda); the memory stays in host RAM.
-    """
-    b_s, b_a, b_r, b_s_ = (t.to(agent.device) for t in (b_s, b_a, b_r, b_s_))
-    b_terminated = None if b_terminated is None else b_terminated.to(agent.device)
-    with torch.no_grad():
-        q_target = agent.td_target(b_r, b_s_, b_terminated)
-    q_eval = agent.eval_net(b_s).gather(1, b_a)
-    loss_fn = nn.functional.smooth_l1_loss if agent.huber else nn.functional.mse_loss
-    loss = loss_fn(q_eval, q_target)
-    agent.optimizer.zero_grad()
-    loss.backward()
-    if agent.grad_clip:
-        nn.utils.clip_grad_norm_(agent.eval_net.parameters(), agent.grad_clip)
-    return loss.item()
+    def __init__(self, shape, n_actions, seed=None, device="cpu", **overrides):
+        self.device = torch.device(device)  # where the CNN runs; the memory stays in host RAM
+        super().__init__(tuple(shape), n_actions, seed, **overrides)
+        self.memory_frames = FrameMemory(self.memory_capacity, self.n_states)
+
+    def make_net(self):
+        """A fresh conv_q_net on the agent's device."""
+        return conv_q_net(self.n_states, self.n_actions, self.hidden).to(self.device)
+
+    def make_memory(self):
+        """[a, r] rows; the frames of s and s_ go to memory_frames."""
+        return np.zeros((self.memory_capacity, 2), dtype=np.float32)
+
+    def greedy_action(self, s):
+        """argmax_a Q(s, a) by the CNN, for one stack of frames."""
+        with torch.inference_mode():
+            return int(self.eval_net(torch.from_numpy(s)[None].to(self.device)).argmax())
+
+    def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
+        """Write s and s_ to the frame memory and [a, r] to the row, overwriting the oldest."""
+        index = self.memory_counter % self.memory_capacity
+        self.memory_frames.store(index, s, s_)
+        self.memory[index] = a, r
+        self.memory_terminated[index] = terminated
+        self.memory_counter += 1
+
+    def batch_at(self, index):
+        """Memory rows index as tensors s, a, r, s_ (uint8 frames), terminated."""
+        b_s, b_s_ = self.memory_frames.sample(index)
+        rows = self.memory[index]
+        terminated = torch.from_numpy(self.memory_terminated[index]) if self.terminal_mask else None
+        return b_s, torch.from_numpy(rows[:, :1].astype(np.int64)), torch.from_numpy(rows[:, 1:]), b_s_, terminated
+
+    def update(self, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+        """dqn.DQN.update with loss.backward(), as the blog does.
+
+        The MLP's gradients are written out by hand in q_net.backprop; for a CNN autograd is
+        the right tool, and its bookkeeping is small next to the convolutions themselves.
+        """
+        b_s, b_a, b_r, b_s_, b_terminated, discount, weights = (
+            None if t is None else t.to(self.device) for t in (b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
+        )
+        with torch.no_grad():
+            q_target = self.td_target(b_r, b_s_, b_terminated, discount)
+        q_eval = self.eval_net(b_s).gather(1, b_a)
+        loss_fn = nn.functional.smooth_l1_loss if self.huber else nn.functional.mse_loss
+        if weights is None:
+            loss = loss_fn(q_eval, q_target)
+        else:  # each sample's share of the loss scaled by its weight
+            loss = (loss_fn(q_eval, q_target, reduction="none") * weights).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.eval_net.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return loss.item(), (q_eval - q_target).detach()

@@ -1,0 +1,154 @@
+"""The command line: python dqn.py, from its arguments to a trained, saved and watched agent.
+
+main() reads top-down: parse and validate, build the env and agent, train with hooks,
+choose the weights and evaluate them, save, watch. The flags live in beyond/flags.py.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import dqn
+from beyond import UsageError, pixels
+from beyond.files import (
+    agent_for,
+    load_checkpoint,
+    make_run_dir,
+    save_checkpoint,
+    save_evals,
+    save_figure,
+    save_metrics,
+)
+from beyond.flags import parse_args
+from beyond.hooks import TrainingHooks, ignore_ctrl_c
+from beyond.watching import can_render, display_available, watch
+
+
+def main(argv=None):
+    """python dqn.py: train (or --play a checkpoint), save the run, then watch or record it."""
+    try:
+        args = parse_args(argv)
+        if args.play:
+            return play(args)
+        run_dir = make_run_dir(args)
+        env, agent = build(args)
+        hooks, records = train_with_hooks(agent, env, args)
+        with ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
+            hooks.choose_weights_and_evaluate(records)
+            figure = save(run_dir, args, agent, records, hooks.evals)
+        if hooks.interrupted:
+            print("interrupted: saved the episodes trained so far", file=sys.stderr)
+            return 130
+        if hooks.diverged:
+            return 1
+        watch(agent, args, run_dir, args.env, args.reward)
+        print(f"run folder: {run_dir}")
+        show(figure, args)
+        return 0
+    except UsageError as e:
+        print(f"dqn.py: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # while watching or showing: everything is saved by then
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build(args):
+    """The training env and a fresh agent for it: the blog's DQN, or PixelDQN with --pixels."""
+    torch.set_num_threads(1)  # tensors this small gain nothing from threads, only hand-off cost
+    render = args.render and can_render(args.env, log_for(args))
+    make_env = pixels.make_env if args.pixels else dqn.make_env
+    env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
+    n_actions, overrides = int(env.action_space.n), {k: getattr(args, k) for k in dqn.hyperparameters}
+    if args.pixels:
+        shape = env.observation_space.shape
+        return env, pixels.PixelDQN(shape, n_actions, seed=args.seed, device=args.device, **overrides)
+    return env, dqn.DQN(env.observation_space.shape[0], n_actions, seed=args.seed, **overrides)
+
+
+def train_with_hooks(agent, env, args):
+    """dqn.train with the extras plugged in; prints a summary, returns the hooks and the records."""
+    log = log_for(args)
+    reward_fn = REWARDS[args.reward]
+    if args.pixels:
+        reward_fn = pixels.true_state_reward(reward_fn)
+    hooks = TrainingHooks(agent, env, args, log)
+    start = time.perf_counter()
+    with hooks.ctrl_c_stops_training():
+        records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, args.seed, log, hooks)
+    elapsed = time.perf_counter() - start
+    env.close()
+    env_steps = records[-1]["env_steps"] if records else 0
+    print(
+        f"trained {len(records)} episodes, {env_steps} env steps, {agent.learn_step_counter} learn steps "
+        f"in {elapsed:.1f} s ({env_steps / max(elapsed, 1e-9):.0f} steps/s)"
+    )
+    return hooks, records
+
+
+def save(run_dir, args, agent, records, evals):
+    """metrics.csv, evals.csv, model.pt and the reward plot; prints each path, returns the figure."""
+    paths = [
+        save_metrics(records, evals, run_dir / "metrics.csv"),
+        save_evals(evals, run_dir / "evals.csv"),
+        save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records)),
+    ]
+    figure = dqn.plot(records, evals) if records else None
+    if figure:
+        paths.append(save_figure(figure, args.plot or run_dir / "rewards.png"))
+    for path in paths:
+        print(f"saved {path}")
+    return figure
+
+
+def show(figure, args):
+    """Open the plot in a window, where there is a screen and someone to close it."""
+    if figure and not args.no_show and display_available() and not os.environ.get("CI"):
+        import matplotlib.pyplot as plt
+
+        plt.show()  # blocks until the window is closed
+
+
+def play(args):
+    """--play: load a checkpoint and watch or record it, without training."""
+
+    def make_agent(meta):
+        if torch.device(args.device).type != "cpu" and isinstance(meta["n_states"], int):
+            raise UsageError(f"--device {args.device} is for --pixels checkpoints; {args.play} runs on the CPU")
+        if args.env is not None and args.env != meta["env_id"]:
+            raise UsageError(f"--play: {args.play} was saved for {meta['env_id']}, not {args.env}")
+        return agent_for(meta, args.device)
+
+    agent, meta = load_checkpoint(args.play, make_agent)
+    check = pixels.env_maker(agent)(meta["env_id"], unwrapped=False)
+    shape = (n_states_of(check), int(check.action_space.n))
+    check.close()
+    if shape != (agent.n_states, agent.n_actions):
+        raise UsageError(
+            f"--play: {args.play} expects {meta['n_states']} states and "
+            f"{meta['n_actions']} actions, but {meta['env_id']} has {shape[0]} and {shape[1]}"
+        )
+    watch(agent, args, Path(args.play).parent, meta["env_id"], meta["reward"])
+    return 0
+
+
+def n_states_of(env):
+    """What an agent takes as n_states: the state's length, or a stack of images' whole shape."""
+    shape = env.observation_space.shape
+    return shape[0] if len(shape) == 1 else tuple(shape)
+
+
+def log_for(args):
+    """print, or nothing with --quiet."""
+    return (lambda *_: None) if args.quiet else print
+
+
+def env_reward(env, s_, env_reward):
+    """The environment's own reward (+1 a step on CartPole), for --reward env."""
+    return float(env_reward)
+
+
+REWARDS = {"shaped": dqn.shaped_reward, "env": env_reward}

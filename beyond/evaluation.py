@@ -1,0 +1,40 @@
+"""Greedy evaluation: how well an agent plays when it always takes its best action.
+
+Scored on the standard CartPole-v1 (500-step limit, +1 a step) so that the number can be
+compared with published results, unlike the shaped reward of the unwrapped training env.
+"""
+
+import numpy as np
+
+import dqn
+from beyond import pixels
+
+EVAL_ENV_ID = "CartPole-v1"
+
+
+def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=dqn.MAX_EPISODE_STEPS):
+    """Play agent.greedy_action on a fresh env_id; return mean, std and min of its own returns."""
+    env = pixels.env_maker(agent)(env_id, unwrapped=False)
+    returns = []
+    for i in range(episodes):
+        s, _ = env.reset(seed=seed + i)
+        total = 0.0
+        for _ in range(max_episode_steps):
+            s, r, terminated, truncated, _ = env.step(agent.greedy_action(s))
+            total += r
+            if terminated or truncated:
+                break
+        returns.append(total)
+    env.close()
+    returns = np.array(returns)
+    return dict(mean=float(returns.mean()), std=float(returns.std()), min=float(returns.min()))
+
+
+def eval_env_id(env_id):
+    """CartPole agents are judged on the standard v1 task; any other env on itself."""
+    return EVAL_ENV_ID if env_id.startswith("CartPole") else env_id
+
+
+def eval_seed(seed):
+    """Evaluation episodes get their own seeds, apart from the training env's."""
+    return 10_000 + (seed or 0)

@@ -1,0 +1,341 @@
+"""The flags of python dqn.py, the presets that set their defaults, and their validation.
+
+Every bad value is caught here, before any training, as one UsageError line.
+"""
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+
+import dqn
+from beyond import UsageError
+from beyond.evaluation import eval_env_id
+
+# Presets: values chosen with bench/seeds.py (see README, "Going further").
+PRESETS = {
+    "blog": {},
+    "tuned": dict(
+        env="CartPole-v1",
+        reward="env",
+        terminal_mask=True,
+        double=True,
+        huber=True,
+        grad_clip=10.0,
+        lr=3e-3,
+        gamma=0.99,
+        batch_size=64,
+        hidden=128,
+        memory_capacity=50_000,
+        learning_starts=1000,
+        target_replace_iter=200,
+        epsilon_start=0.0,
+        epsilon_end=0.98,
+        epsilon_steps=4000,
+        eval_every=1000,
+        early_stop=475.0,
+        episodes=100_000,
+        max_env_steps=100_000,
+    ),
+    # --pixels: from screen images (beyond/pixels.py); README, "Learning from pixels"
+    "pixels": dict(
+        pixels=True,
+        env="CartPole-v1",
+        reward="env",
+        terminal_mask=True,
+        double=True,
+        huber=True,
+        grad_clip=10.0,
+        lr=1e-4,
+        gamma=0.99,
+        batch_size=32,
+        hidden=256,
+        memory_capacity=150_000,
+        learning_starts=1000,
+        train_every=4,
+        target_replace_iter=1000,
+        epsilon_start=0.0,
+        epsilon_end=0.99,
+        epsilon_steps=40_000,
+        eval_every=20_000,
+        eval_episodes=10,
+        keep_best=True,
+        early_stop=475.0,
+        episodes=100_000,
+        max_env_steps=300_000,
+    ),
+}
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage block), like every other input error."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see --help)")
+
+
+def build_parser():
+    """The argparse parser; defaults are the blog's hyperparameters."""
+    h = dqn.hyperparameters
+    p = OneLineErrorParser(
+        prog="dqn.py",
+        description="Train the blog's DQN on CartPole, plot it, then watch it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("training")
+    g.add_argument("--episodes", type=int, default=300, help="training episodes")
+    g.add_argument(
+        "--max-episode-steps",
+        type=int,
+        default=dqn.MAX_EPISODE_STEPS,
+        help="cap on each episode; the unwrapped env never ends once the agent is good",
+    )
+    g.add_argument(
+        "--max-env-steps", type=int, default=0, help="stop training after this many env steps in all (0: no limit)"
+    )
+    g.add_argument("--seed", type=int, default=None, help="seed torch, numpy and the env for a repeatable run")
+    g.add_argument(
+        "--env",
+        default=None,
+        help="gymnasium env id with a discrete action space (default: the blog's CartPole-v0; "
+        "with --play: the checkpoint's)",
+    )
+    g.add_argument(
+        "--reward",
+        choices=["shaped", "env"],
+        default="shaped",
+        help="shaped: the blog's r1 + r2 on the unwrapped env; env: the env's own "
+        "reward on the standard, time-limited task",
+    )
+    g.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="a set of defaults; flags given explicitly still win (default: blog, or pixels with --pixels)",
+    )
+    g.add_argument(
+        "--pixels",
+        action="store_true",
+        help="learn from screen images instead of the 4 state numbers (beyond/pixels.py); "
+        "implies --preset pixels unless another preset is given",
+    )
+    g.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for the --pixels CNN, e.g. cuda (the state MLP always runs on the CPU)",
+    )
+    g = p.add_argument_group("hyperparameters (the blog's values)")
+    g.add_argument("--batch-size", type=int, default=h["batch_size"])
+    g.add_argument("--lr", type=float, default=h["lr"], help="Adam learning rate")
+    g.add_argument(
+        "--epsilon",
+        type=float,
+        default=h["epsilon"],
+        help="probability of acting greedily (the blog's convention, not the usual one)",
+    )
+    g.add_argument("--gamma", type=float, default=h["gamma"], help="discount factor")
+    g.add_argument(
+        "--target-replace-iter",
+        type=int,
+        default=h["target_replace_iter"],
+        help="copy eval_net into target_net every this many learn steps",
+    )
+    g.add_argument("--memory-capacity", type=int, default=h["memory_capacity"], help="replay memory rows")
+    g = p.add_argument_group("beyond the blog: the known DQN fixes (off by default)")
+    g.add_argument("--hidden", type=int, default=h["hidden"], help="hidden units of q_net")
+    g.add_argument(
+        "--learning-starts",
+        type=int,
+        default=None,
+        help="learn once the memory holds more than this many transitions (default: memory capacity)",
+    )
+    g.add_argument("--train-every", type=int, default=h["train_every"], help="env steps per learn() call")
+    g.add_argument("--double", action="store_true", help="Double DQN target")
+    g.add_argument(
+        "--terminal-mask",
+        action="store_true",
+        help="no bootstrap from terminated states (truncated ones still bootstrap)",
+    )
+    g.add_argument("--huber", action="store_true", help="Smooth L1 (Huber) loss instead of MSE")
+    g.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm at this value")
+    g.add_argument(
+        "--epsilon-start",
+        type=float,
+        default=None,
+        help="greedy probability at step 0; rises linearly to --epsilon-end",
+    )
+    g.add_argument("--epsilon-end", type=float, default=None, help="greedy probability after --epsilon-steps")
+    g.add_argument("--epsilon-steps", type=int, default=None, help="env steps of the linear schedule")
+    g = p.add_argument_group("evaluation")
+    g.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also run a greedy evaluation every this many env steps (0: only at the end)",
+    )
+    g.add_argument("--eval-episodes", type=int, default=20, help="episodes of each greedy evaluation")
+    g.add_argument("--early-stop", type=float, default=None, help="stop once a greedy evaluation's mean reaches this")
+    g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
+    g.add_argument(
+        "--keep-best",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="end with the weights of the best periodic evaluation, re-measured on fresh episodes",
+    )
+    g = p.add_argument_group("output and watching")
+    g.add_argument("--run-name", default=None, help="folder name under --runs-dir (default: a timestamp)")
+    g.add_argument("--runs-dir", default="runs", help="where run folders go")
+    g.add_argument("--plot", default=None, help="reward plot path (default: <run folder>/rewards.png)")
+    g.add_argument("--no-show", action="store_true", help="save the plot but never open a window")
+    g.add_argument(
+        "--watch",
+        type=int,
+        default=3,
+        help="greedy episodes to watch after training (recorded to video without a display); 0 skips",
+    )
+    g.add_argument("--video", default=None, help="record the watched episodes to this .mp4 or .gif path")
+    g.add_argument(
+        "--render",
+        action="store_true",
+        help="render while training as the blog does; slows training to the display's 50 fps",
+    )
+    g.add_argument("--render-every", type=int, default=1, help="with --render, render every K-th episode")
+    g.add_argument(
+        "--play", default=None, metavar="MODEL_PT", help="load a checkpoint and watch or record it, without training"
+    )
+    g.add_argument("--quiet", action="store_true", help="print only the summary and paths")
+    return p
+
+
+def parse_args(argv=None):
+    """Parse and validate argv; the chosen preset's values replace the defaults, explicit flags win."""
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    preset = first.preset or ("pixels" if first.pixels else "blog")
+    parser.set_defaults(**PRESETS[preset], preset=preset)
+    return validate_args(parser.parse_args(argv))
+
+
+POSITIVE_INTS = [
+    "episodes",
+    "max_episode_steps",
+    "batch_size",
+    "target_replace_iter",
+    "memory_capacity",
+    "hidden",
+    "train_every",
+    "eval_episodes",
+    "render_every",
+    "epsilon_steps",
+]
+PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end"]
+
+
+def validate_args(args):
+    """Check every flag; raise UsageError naming the flag and what it allows."""
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name in POSITIVE_INTS:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"{flag(name)} must be a positive integer, got {value}")
+    for name in ["watch", "eval_every", "learning_starts", "max_env_steps"]:
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UsageError(f"{flag(name)} must be 0 or more, got {value}")
+    for name in PROBABILITIES:
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 1:
+            raise UsageError(f"{flag(name)} must be in [0, 1], got {value}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.grad_clip is not None and not (args.grad_clip > 0 and math.isfinite(args.grad_clip)):
+        raise UsageError(f"--grad-clip must be a finite number > 0, got {args.grad_clip}")
+    if args.batch_size > args.memory_capacity:
+        raise UsageError(f"--batch-size ({args.batch_size}) cannot exceed --memory-capacity ({args.memory_capacity})")
+    if args.learning_starts is not None and args.learning_starts > args.memory_capacity:
+        raise UsageError(f"--learning-starts must be at most --memory-capacity ({args.memory_capacity})")
+    schedule = [args.epsilon_start, args.epsilon_end, args.epsilon_steps]
+    if any(v is not None for v in schedule) and any(v is None for v in schedule):
+        raise UsageError("--epsilon-start, --epsilon-end and --epsilon-steps go together: give all three")
+    if args.keep_best and not args.eval_every:
+        raise UsageError("--keep-best chooses among periodic evaluations: give --eval-every too, or --no-keep-best")
+    if args.early_stop is not None and not math.isfinite(args.early_stop):
+        raise UsageError(f"--early-stop must be a finite number, got {args.early_stop}")
+    if args.play is not None:
+        if not Path(args.play).is_file():
+            raise UsageError(f"--play: no such file: {args.play}")
+    else:
+        args.env = args.env or dqn.ENV_ID
+        check_env(args.env, args.reward)
+        args.eval_env = eval_env_id(args.env)
+    check_device(args)
+    if args.pixels and args.play is None:
+        if not args.env.startswith("CartPole"):
+            raise UsageError(f"--pixels crops and scales CartPole's screen; it cannot read {args.env}'s")
+        if args.render:
+            raise UsageError(
+                "--render cannot show a --pixels run while it trains; watch it afterwards "
+                "(--watch) or record it (--video)"
+            )
+    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
+        raise UsageError(f"--video must end in .mp4 or .gif, got {args.video}")
+    if args.run_name is not None and (not args.run_name or "/" in args.run_name or args.run_name in (".", "..")):
+        raise UsageError(f"--run-name must be a plain folder name, got {args.run_name!r}")
+    for name in ["video", "plot"]:
+        if getattr(args, name):
+            check_writable_folder(flag(name), Path(getattr(args, name)).parent)
+    if args.play is None:
+        check_writable_folder("--runs-dir", args.runs_dir)
+    return args
+
+
+def check_device(args):
+    """--device must name a torch device that exists here; only the --pixels CNN uses it."""
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device: not a torch device: {args.device!r} (try cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {args.device}: torch sees no CUDA GPU here (torch {torch.__version__})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {args.device}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {args.device}: only cpu and cuda are supported")
+    if device.type != "cpu" and not args.pixels and args.play is None:
+        raise UsageError(f"--device {args.device} is for --pixels; the blog's small MLP runs on the CPU")
+
+
+def check_env(env_id, reward):
+    """The env must exist, have a discrete action space, and (for --reward shaped) be a CartPole."""
+    try:
+        env = dqn.make_env(env_id, unwrapped=False)
+    except gym.error.Error as e:
+        raise UsageError(f"--env: unknown or unusable env id {env_id!r} ({e})") from None
+    try:
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise UsageError(
+                f"--env {env_id} has a {type(env.action_space).__name__} action space; "
+                "DQN needs a discrete one (e.g. CartPole-v1)"
+            )
+        if len(env.observation_space.shape or ()) != 1:
+            raise UsageError(f"--env {env_id} has image or structured observations; DQN here needs a flat vector")
+        if reward == "shaped" and not hasattr(env.unwrapped, "theta_threshold_radians"):
+            raise UsageError(f"--reward shaped needs a CartPole env, not {env_id}; use --reward env")
+    finally:
+        env.close()
+
+
+def check_writable_folder(flag, folder):
+    """Make folder if needed and prove a file can be written there, before any training."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot write into {folder} ({e.strerror or e})") from None

@@ -1,0 +1,160 @@
+"""Training hooks: what train() needs beyond the blog, plugged in through dqn.Hooks.
+
+A progress bar while the memory fills, Ctrl-C, a divergence guard, an epsilon schedule,
+periodic greedy evaluation with early stop and keep-best, and rendering while training.
+"""
+
+import contextlib
+import math
+import signal
+import sys
+
+import dqn
+from beyond.evaluation import eval_seed, evaluate
+
+
+def linear_epsilon(start, end, steps):
+    """The greedy probability rising linearly from start to end over steps env steps."""
+    return lambda env_steps: start + (end - start) * min(env_steps / steps, 1.0)
+
+
+class TrainingHooks(dqn.Hooks):
+    """Progress bar, Ctrl-C, divergence guard, epsilon schedule, periodic eval, rendering."""
+
+    def __init__(self, agent, env, args, log=print):
+        self.agent, self.env, self.args, self.log = agent, env, args, log
+        self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
+        self.epsilon_schedule = None
+        if args.epsilon_steps:
+            self.epsilon_schedule = linear_epsilon(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
+        self.evals, self.interrupted, self.diverged = [], False, None
+        self.good_state = None  # eval_net weights after the last finite episode
+        self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
+        self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
+        self.progress = None
+        self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
+        if not args.quiet:
+            from tqdm import tqdm
+
+            self.progress = tqdm(
+                total=agent.learning_starts + 1,
+                desc="collecting experience",
+                unit="transition",
+                leave=False,
+                file=sys.stderr,
+            )
+
+    def before_step(self, env_steps):
+        if self.args.max_env_steps and env_steps + 1 >= self.args.max_env_steps:
+            self.stop = True  # this step is the last one
+        if self.epsilon_schedule is not None:
+            self.agent.epsilon = self.epsilon_schedule(env_steps)
+        if self.args.eval_every and env_steps >= self.next_eval:
+            self.next_eval += self.args.eval_every
+            self.run_eval(env_steps)
+
+    def run_eval(self, env_steps):
+        """A periodic greedy evaluation: record it, remember the best, stop early if it passes."""
+        args = self.args
+        result = evaluate(self.agent, args.eval_episodes, args.eval_env, seed=eval_seed(args.seed))
+        result.update(env_steps=env_steps, final=0)
+        self.evals.append(result)
+        if args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
+            self.best = (result, copy_weights(self.agent.eval_net))
+        if not args.quiet:
+            self.log(
+                f"eval @ {env_steps} env steps: greedy return {result['mean']:.1f} "
+                f"± {result['std']:.1f} (min {result['min']:.0f})"
+            )
+        if args.early_stop is not None and not args.no_early_stop and result["mean"] >= args.early_stop:
+            print(f"early stop: greedy eval {result['mean']:.1f} >= {args.early_stop} after {env_steps} env steps")
+            # the loop still finishes this step; keep the agent exactly as it was evaluated
+            self.solved = (result, copy_weights(self.agent.eval_net))
+            self.stop = True
+
+    def after_episode(self, record):
+        if self.progress is not None:
+            self.progress.update(min(record["steps"], self.progress.total - self.progress.n))
+            self.progress.set_postfix(episode=record["episode"], steps=record["steps"])
+            if record["learning"] or self.progress.n >= self.progress.total:
+                self.progress.close()
+                self.progress = None
+        if math.isfinite(record["loss"]) or not record["learning"]:
+            self.good_state = copy_weights(self.agent.eval_net)
+        else:
+            self.diverged = record
+            self.stop = True
+        if self.render:  # human mode renders inside env.step; switch it per episode
+            next_episode = record["episode"] + 1
+            self.env.unwrapped.render_mode = "human" if next_episode % self.args.render_every == 0 else None
+
+    def choose_weights_and_evaluate(self, records):
+        """After training (records: train()'s): settle which weights to keep, then the final evaluation.
+
+        Diverged: the last finite weights. Early stop: the weights that passed. --keep-best:
+        the best periodic evaluation's (the last weights compete too), re-measured on fresh
+        episodes. Otherwise the last weights.
+        """
+        agent, args = self.agent, self.args
+        env_steps = records[-1]["env_steps"] if records else 0
+        final = None
+        if self.diverged:
+            agent.eval_net.load_state_dict(self.good_state)
+            r = self.diverged
+            print(
+                f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
+                f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
+                file=sys.stderr,
+            )
+        elif self.solved:  # early stop: keep the agent that passed, not the one a step later
+            final, weights = self.solved
+            agent.eval_net.load_state_dict(weights)
+        elif not self.interrupted and records:
+            seed = eval_seed(args.seed)
+            if args.keep_best:
+                self.run_eval(env_steps)
+                result, weights = self.best
+                agent.eval_net.load_state_dict(weights)
+                print(
+                    f"keeping the weights of the best evaluation: {result['mean']:.1f} "
+                    f"at {result['env_steps']} env steps"
+                )
+                seed += args.eval_episodes  # episodes the choice was not made on
+            final = evaluate(agent, args.eval_episodes, args.eval_env, seed=seed)
+            self.evals.append(dict(final, env_steps=env_steps, final=1))
+        if final:
+            print(
+                f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
+                f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}"
+            )
+
+    @contextlib.contextmanager
+    def ctrl_c_stops_training(self):
+        """Inside: the first SIGINT asks the loop to stop at the next step boundary."""
+
+        def handler(signum, frame):
+            self.interrupted = True
+            self.stop = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if self.progress is not None:
+                self.progress.close()
+
+
+def copy_weights(net):
+    """A copy of net's state_dict that later training steps cannot change."""
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+@contextlib.contextmanager
+def ignore_ctrl_c():
+    """While saving, a second Ctrl-C must not leave half-written files behind."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
