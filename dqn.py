@@ -226,11 +226,12 @@ class DQN:
                 losses, d_q = td_error.square(), td_error * (2 / self.batch_size)
             if weights is not None:  # each sample's share of the loss scaled by its weight
                 losses, d_q = losses * weights, d_q * weights
+            loss = losses.mean()
             self.eval_net.backprop(b_s, hidden, b_a, d_q)  # what loss.backward() would do
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.eval_net.parameters(), self.grad_clip)
         self.optimizer.step()
-        return losses.mean().item(), td_error
+        return loss.item(), td_error
 
 
 # ---------------------------------------------------------------------------------------

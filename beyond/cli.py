@@ -13,6 +13,7 @@ import torch
 
 import dqn
 from beyond import UsageError, pixels
+from beyond.evaluation import eval_seed
 from beyond.files import (
     agent_for,
     load_checkpoint,
@@ -24,7 +25,7 @@ from beyond.files import (
 )
 from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
-from beyond.watching import can_render, display_available, watch
+from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
 
 
 def main(argv=None):
@@ -38,13 +39,15 @@ def main(argv=None):
         hooks, records = train_with_hooks(agent, env, args)
         with ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
             hooks.choose_weights_and_evaluate(records)
-            figure = save(run_dir, args, agent, records, hooks.evals)
+            moments = hooks.learning_moments(args.snapshots)
+            figure = save(run_dir, args, agent, records, hooks.evals, moments)
         if hooks.interrupted:
             print("interrupted: saved the episodes trained so far", file=sys.stderr)
             return 130
         if hooks.diverged:
             return 1
-        watch(agent, args, run_dir, args.env, args.reward)
+        watch(agent, args, run_dir, args.env, args.reward, title=str(run_dir))
+        record_learning(agent, args, run_dir, moments)
         print(f"run folder: {run_dir}")
         show(figure, args)
         return 0
@@ -89,19 +92,29 @@ def train_with_hooks(agent, env, args):
     return hooks, records
 
 
-def save(run_dir, args, agent, records, evals):
-    """metrics.csv, evals.csv, model.pt and the reward plot; prints each path, returns the figure."""
+def save(run_dir, args, agent, records, evals, moments):
+    """metrics.csv, evals.csv, model.pt and the reward plot (moments marked); prints each path, returns the figure."""
     paths = [
         save_metrics(records, evals, run_dir / "metrics.csv"),
         save_evals(evals, run_dir / "evals.csv"),
         save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records)),
     ]
     figure = dqn.plot(records, evals) if records else None
+    if figure and moments:
+        mark_snapshots(figure, moments)
     if figure:
         paths.append(save_figure(figure, args.plot or run_dir / "rewards.png"))
     for path in paths:
         print(f"saved {path}")
     return figure
+
+
+def record_learning(agent, args, run_dir, moments):
+    """The learning video: learning.mp4 in run_dir (a GIF where --video asks for one or ffmpeg is missing)."""
+    if moments:
+        suffix = ".gif" if args.video and Path(args.video).suffix.lower() == ".gif" else ".mp4"
+        seed, path = eval_seed(args.seed), run_dir / f"learning{suffix}"
+        print(f"saved learning video {record_learning_video(agent, moments, args.eval_env, seed, path)}")
 
 
 def show(figure, args):
@@ -131,7 +144,7 @@ def play(args):
             f"--play: {args.play} expects {meta['n_states']} states and "
             f"{meta['n_actions']} actions, but {meta['env_id']} has {shape[0]} and {shape[1]}"
         )
-    watch(agent, args, Path(args.play).parent, meta["env_id"], meta["reward"])
+    watch(agent, args, Path(args.play).parent, meta["env_id"], meta["reward"], title=args.play)
     return 0
 
 

@@ -196,6 +196,13 @@ def build_parser():
         default=3,
         help="greedy episodes to watch after training (recorded to video without a display); 0 skips",
     )
+    g.add_argument("--no-overlay", action="store_true", help="watch the bare picture, without the Q-value panel")
+    g.add_argument(
+        "--snapshots",
+        type=int,
+        default=6,
+        help="after training, play this many copies of the agent saved along the way, as learning.mp4 (0: none)",
+    )
     g.add_argument("--video", default=None, help="record the watched episodes to this .mp4 or .gif path")
     g.add_argument(
         "--render",
@@ -244,7 +251,7 @@ def validate_args(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{flag(name)} must be a positive integer, got {value}")
-    for name in ["watch", "eval_every", "learning_starts", "max_env_steps"]:
+    for name in ["watch", "eval_every", "learning_starts", "max_env_steps", "snapshots"]:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise UsageError(f"{flag(name)} must be 0 or more, got {value}")

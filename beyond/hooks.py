@@ -1,7 +1,8 @@
 """Training hooks: what train() needs beyond the blog, plugged in through dqn.Hooks.
 
 A progress bar while the memory fills, Ctrl-C, a divergence guard, an epsilon schedule,
-periodic greedy evaluation with early stop and keep-best, and rendering while training.
+periodic greedy evaluation with early stop and keep-best, rendering while training, and
+the copies of eval_net that the learning video plays.
 """
 
 import contextlib
@@ -9,8 +10,13 @@ import math
 import signal
 import sys
 
+import numpy as np
+
 import dqn
 from beyond.evaluation import eval_seed, evaluate
+
+SNAPSHOT_EVERY = 20  # env steps between copies of eval_net at first; doubles each time MAX_SNAPSHOTS fill up
+MAX_SNAPSHOTS = 64
 
 
 def linear_epsilon(start, end, steps):
@@ -19,7 +25,7 @@ def linear_epsilon(start, end, steps):
 
 
 class TrainingHooks(dqn.Hooks):
-    """Progress bar, Ctrl-C, divergence guard, epsilon schedule, periodic eval, rendering."""
+    """Progress bar, Ctrl-C, divergence guard, epsilon schedule, periodic eval, rendering, snapshots."""
 
     def __init__(self, agent, env, args, log=print):
         self.agent, self.env, self.args, self.log = agent, env, args, log
@@ -33,6 +39,8 @@ class TrainingHooks(dqn.Hooks):
         self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
         self.progress = None
         self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
+        self.taking_snapshots = bool(args.snapshots and args.watch)  # the learning video wants them
+        self.snapshots, self.snapshot_every, self.next_snapshot, self.episode = [], SNAPSHOT_EVERY, 0, 0
         if not args.quiet:
             from tqdm import tqdm
 
@@ -52,6 +60,22 @@ class TrainingHooks(dqn.Hooks):
         if self.args.eval_every and env_steps >= self.next_eval:
             self.next_eval += self.args.eval_every
             self.run_eval(env_steps)
+        if self.taking_snapshots and self.agent.learn_step_counter and env_steps >= self.next_snapshot:
+            self.take_snapshot(env_steps)
+
+    def take_snapshot(self, env_steps):
+        """Copy eval_net's weights; past MAX_SNAPSHOTS keep every other copy, and copy half as often."""
+        weights = copy_weights(self.agent.eval_net)
+        self.snapshots.append(dict(env_steps=env_steps, episode=self.episode, weights=weights))
+        if len(self.snapshots) > MAX_SNAPSHOTS:
+            self.snapshots, self.snapshot_every = self.snapshots[::2], self.snapshot_every * 2
+        self.next_snapshot = env_steps + self.snapshot_every
+
+    def learning_moments(self, n):
+        """n of the snapshots, evenly spread from the first learn step to the end of training."""
+        if not self.snapshots or not n:
+            return []
+        return [self.snapshots[i] for i in np.unique(np.linspace(0, len(self.snapshots) - 1, n).round().astype(int))]
 
     def run_eval(self, env_steps):
         """A periodic greedy evaluation: record it, remember the best, stop early if it passes."""
@@ -73,6 +97,7 @@ class TrainingHooks(dqn.Hooks):
             self.stop = True
 
     def after_episode(self, record):
+        self.episode = record["episode"] + 1
         if self.progress is not None:
             self.progress.update(min(record["steps"], self.progress.total - self.progress.n))
             self.progress.set_postfix(episode=record["episode"], steps=record["steps"])
@@ -97,6 +122,10 @@ class TrainingHooks(dqn.Hooks):
         """
         agent, args = self.agent, self.args
         env_steps = records[-1]["env_steps"] if records else 0
+        if self.snapshots and not self.diverged and self.snapshots[-1]["env_steps"] < env_steps:
+            # the end of training, before any weights are swapped
+            self.episode = records[-1]["episode"]
+            self.take_snapshot(env_steps)
         final = None
         if self.diverged:
             agent.eval_net.load_state_dict(self.good_state)

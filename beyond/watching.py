@@ -1,10 +1,17 @@
 """Watching the agent: in a window where there is a display, else recorded to a video.
 
-Also --render's check that a window can open before training starts.
+Every watched frame carries the agent's Q-values (QValueOverlay), and after training a
+learning video plays the weights saved along the way. Also --render's window check.
 """
 
+import contextlib
 import os
 from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
 
 import dqn
 from beyond.evaluation import eval_seed
@@ -12,25 +19,292 @@ from beyond.files import atomic_path
 from beyond.pixels import env_maker
 
 WATCH_MAX_STEPS = 500
+PANEL_HEIGHT = 120  # below the env's picture; multiples of 8 keep the MP4 encoder from resizing
+FRAMES_HEIGHT = 56  # a pixel agent's frame stack, below the panel
+CAPTION_HEIGHT = 32  # above each part of the learning video
+GIF_PART_FRAMES = 80  # a learning GIF keeps at most this many (every other) frames of each part
+GREY, BLUE, ORANGE, RED = (150, 150, 150), (90, 120, 170), (230, 120, 20), (200, 40, 40)
 
 
-def watch(agent, args, run_dir, env_id, reward):
-    """Play the greedy agent in a window, or record it where no window can open."""
+def watch(agent, args, run_dir, env_id, reward, title):
+    """Play the greedy agent in a window (titled title), or record it to run_dir where no window can open."""
     if args.watch == 0 and not args.video:
         return
-    episodes = args.watch or 1
-    make_env = env_maker(agent)
+    episodes, seed = args.watch or 1, eval_seed(args.seed)
 
-    def make(render_mode):
-        return make_env(env_id, unwrapped=reward == "shaped", render_mode=render_mode)
+    def make():
+        env = env_maker(agent)(env_id, unwrapped=reward == "shaped", render_mode="rgb_array")
+        return env if args.no_overlay else QValueOverlay(env, agent, episodes)
 
-    seed = eval_seed(args.seed)
-    if not args.video and display_available() and watch_in_window(make, agent.greedy_action, episodes, seed):
+    if not args.video and display_available() and watch_in_window(make, agent.greedy_action, episodes, seed, title):
         return
-    path = record_video(make, agent.greedy_action, episodes, seed, args.video or run_dir / "agent.mp4")
+    path = record_video(make(), agent.greedy_action, episodes, seed, args.video or Path(run_dir) / "agent.mp4")
     print(f"saved video {path}")
 
 
+# ---------------------------------------------------------------------------------------
+# The Q-value overlay
+# ---------------------------------------------------------------------------------------
+def q_values(agent, s):
+    """Q(s, a) for every action by the agent's eval_net, as numpy; draws nothing from its rng."""
+    device = next(agent.eval_net.parameters()).device
+    with torch.inference_mode():
+        return agent.eval_net(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device)[None])[0].cpu().numpy()
+
+
+def panel_values(agent, env, s, step, episode=None, episodes=None):
+    """What the panel shows for state s: Q-values, the greedy action, step, episode and, on CartPole, x and theta."""
+    q = q_values(agent, s)
+    base = env.unwrapped
+    cartpole = hasattr(base, "theta_threshold_radians")
+    values = dict(q=q, action=int(np.argmax(q)), step=step, episode=episode, episodes=episodes, cart=None, pole=None)
+    values["names"] = ["push left", "push right"] if cartpole else [f"action {a}" for a in range(len(q))]
+    if cartpole and base.state is not None:
+        values["cart"] = (float(base.state[0]), base.x_threshold)
+        values["pole"] = (float(base.state[2]), base.theta_threshold_radians)
+    if np.asarray(s).ndim == 3:  # a stack of frames: show what the network sees
+        values["frames"] = np.asarray(s)
+    return values
+
+
+def draw_panel(frame, values):
+    """frame (H, W, 3) with a panel below it, drawn from panel_values(); the frame itself is untouched."""
+    height, width = frame.shape[:2]
+    frames = values.get("frames")
+    image = Image.new("RGB", (width, height + PANEL_HEIGHT + (FRAMES_HEIGHT if frames is not None else 0)), "white")
+    image.paste(Image.fromarray(np.ascontiguousarray(frame[..., :3])), (0, 0))
+    draw, font = ImageDraw.Draw(image), font_of(14)
+    draw.line([(0, height), (width, height)], fill=GREY)
+    draw_q_bars(draw, font, values, 10, height + 8, width // 2 - 20)
+    draw_status(draw, font, values, width // 2 + 10, height + 8, width // 2 - 20)
+    if frames is not None:
+        draw.text((10, height + PANEL_HEIGHT + 2), "what the network sees:", fill="black", font=font)
+        for i, f in enumerate(frames):
+            thumb = Image.fromarray(f).resize((f.shape[1] * 2, f.shape[0] * 2), Image.NEAREST)
+            image.paste(thumb, (180 + i * (thumb.width + 8), height + PANEL_HEIGHT + 8))
+    return np.asarray(image)
+
+
+def draw_q_bars(draw, font, values, x, y, width):
+    """One bar per action from zero to its Q-value, the greedy action highlighted."""
+    q, names = values["q"], values["names"]
+    draw.text((x, y), f"Q-values (greedy: {names[values['action']]})", fill="black", font=font)
+    lo, hi = min(0.0, q.min()), max(0.0, q.max())
+    span = (hi - lo) or 1.0
+    label_w, number_w = 80, 60
+    bar_x, bar_w = x + label_w, width - label_w - number_w
+    row = min(26, (PANEL_HEIGHT - 30) // len(q))
+    for a, value in enumerate(q):
+        top = y + 24 + a * row
+        zero, end = (bar_x + bar_w * (v - lo) / span for v in (0.0, value))
+        colour = ORANGE if a == values["action"] else BLUE
+        draw.text((x, top), names[a], fill="black", font=font)
+        draw.rectangle([min(zero, end), top + 2, max(zero, end), top + row - 6], fill=colour)
+        draw.text((bar_x + bar_w + 6, top), f"{value:.2f}", fill=colour, font=font)
+
+
+def draw_status(draw, font, values, x, y, width):
+    """The step and episode; on CartPole the cart's position and the pole's angle against their limits."""
+    text = f"step {values['step']}"
+    if values["episode"] is not None:
+        text += f"    episode {values['episode']} of {values['episodes']}"
+    draw.text((x, y), text, fill="black", font=font)
+    gauges = [("cart x", values["cart"], "{:+.2f} m", 1.0), ("pole", values["pole"], "{:+.1f}°", 180 / np.pi)]
+    for i, (name, gauge, fmt, scale) in enumerate(g for g in gauges if g[1] is not None):
+        value, limit = gauge
+        top = y + 30 + i * 36
+        draw.text((x, top), f"{name} {fmt.format(value * scale)}", fill="black", font=font)
+        left, right, mid = x + 110, x + width - 10, top + 9
+        draw.line([(left, mid), (right, mid)], fill=GREY, width=2)
+        for end in (left, right):  # the failure limits
+            draw.line([(end, mid - 7), (end, mid + 7)], fill=RED, width=2)
+        at = left + (right - left) * (np.clip(value / limit, -1, 1) + 1) / 2
+        draw.ellipse([at - 5, mid - 5, at + 5, mid + 5], fill=ORANGE)
+
+
+def font_of(size):
+    """Pillow's own font at size (a small bitmap font on Pillow builds without FreeType)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+class QValueOverlay(gym.Wrapper):
+    """render() returns the env's picture with the agent's Q-values, the step and the episode below it."""
+
+    def __init__(self, env, agent, episodes=None):
+        super().__init__(env)
+        self.agent, self.episodes = agent, episodes
+        self.episode, self.step_count, self.obs = 0, 0, None
+
+    def reset(self, **kwargs):
+        self.obs, info = self.env.reset(**kwargs)
+        self.episode, self.step_count = self.episode + 1, 0
+        return self.obs, info
+
+    def step(self, action):
+        self.obs, reward, terminated, truncated, info = self.env.step(action)
+        self.step_count += 1
+        return self.obs, reward, terminated, truncated, info
+
+    def render(self):
+        episode = self.episode if self.episodes else None
+        values = panel_values(self.agent, self.env, self.obs, self.step_count, episode, self.episodes)
+        return draw_panel(self.env.render(), values)
+
+
+def captioned(frame, text):
+    """frame with a strip of text above it."""
+    image = Image.new("RGB", (frame.shape[1], frame.shape[0] + CAPTION_HEIGHT), (30, 30, 30))
+    image.paste(Image.fromarray(frame), (0, CAPTION_HEIGHT))
+    ImageDraw.Draw(image).text((10, 7), text, fill="white", font=font_of(16))
+    return np.asarray(image)
+
+
+# ---------------------------------------------------------------------------------------
+# Playing, windows and videos
+# ---------------------------------------------------------------------------------------
+def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=print, on_frame=None, on_reset=None):
+    """Run greedy episodes; each rendered frame goes to on_frame, if given. Returns (steps, return) each."""
+    results = []
+    for i in range(episodes):
+        s, _ = env.reset(seed=seed + i)
+        if on_reset:
+            on_reset(i)
+        if on_frame:
+            on_frame(env.render())
+        total = 0.0
+        for step in range(1, max_steps + 1):  # noqa: B007 (read after the loop)
+            s, r, terminated, truncated, _ = env.step(policy(s))
+            total += r
+            if on_frame:
+                on_frame(env.render())
+            if terminated or truncated:
+                break
+        results.append((step, total))
+        if log:
+            log(f"watch episode {i + 1}/{episodes}: pole stayed up for {step} steps")
+    return results
+
+
+def watch_in_window(make_env, policy, episodes, seed, title, log=print):
+    """Play in a real window at the env's own speed. Returns False if no window could open."""
+    import pygame
+
+    name_display_driver()
+    try:
+        env = gym.wrappers.HumanRendering(make_env())  # shows what render() returns: the overlay too
+        try:
+            caption = lambda i: pygame.display.set_caption(f"DQN: {title}, episode {i + 1} of {episodes}")  # noqa: E731
+            play_episodes(env, policy, episodes, seed, log=log, on_reset=caption)
+        finally:
+            env.close()
+        return True
+    except Exception as e:  # pygame.error and friends: no usable display after all
+        log(f"no window could open ({str(e).splitlines()[0] if str(e) else type(e).__name__}); recording instead")
+        return False
+
+
+def record_video(env, policy, episodes, seed, path, log=print):
+    """Record greedy episodes on env (made with render_mode="rgb_array") to path. Returns the path written."""
+    os.environ["SDL_VIDEODRIVER"] = "dummy"  # frames are drawn off-screen: no display needed
+    try:
+        with VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
+            play_episodes(env, policy, episodes, seed, log=log, on_frame=video.add)
+    finally:
+        env.close()
+    return video.path
+
+
+def record_learning_video(agent, moments, env_id, seed, path, log=print):
+    """One greedy episode of each snapshot in moments, captioned and overlaid, in one video. Returns its path."""
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    final = {k: v.clone() for k, v in agent.eval_net.state_dict().items()}
+    env = QValueOverlay(env_maker(agent)(env_id, unwrapped=False, render_mode="rgb_array"), agent)
+    try:
+        with VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
+            for moment in moments:
+                agent.eval_net.load_state_dict(moment["weights"])
+                log(f"learning video: {record_part(video, env, agent, moment, seed)}")
+    finally:
+        agent.eval_net.load_state_dict(final)
+        env.close()
+    return video.path
+
+
+def record_part(video, env, agent, moment, seed):
+    """One greedy episode of the agent as it is, captioned with moment; returns the caption."""
+    # Played twice: unseen, for the return that the caption shows, then on camera.
+    ((_, total),) = play_episodes(env, agent.greedy_action, 1, seed, log=None)
+    text = f"after {moment['env_steps']:,} env steps (episode {moment['episode']}): greedy return {total:.0f}"
+    shown = 2 * GIF_PART_FRAMES if video.gif else WATCH_MAX_STEPS
+    play_episodes(env, agent.greedy_action, 1, seed, shown, None, lambda frame: video.add(captioned(frame, text)))
+    return text
+
+
+class VideoFile:
+    """Frames streamed to .mp4 through ffmpeg, or to a GIF of every other frame.
+
+    The file appears once it is complete, or not at all.
+    """
+
+    def __init__(self, path, fps, log=print):
+        self.path, self.fps = Path(path), fps
+        if self.path.suffix.lower() == ".mp4" and not ffmpeg_available():
+            self.path = self.path.with_suffix(".gif")
+            log("ffmpeg is not available: writing a GIF instead")
+        self.gif, self.frames = self.path.suffix.lower() == ".gif", 0
+
+    def __enter__(self):
+        import imageio.v2 as imageio
+
+        self.stack = contextlib.ExitStack()
+        tmp = self.stack.enter_context(atomic_path(self.path))
+        if self.gif:
+            self.writer = imageio.get_writer(tmp, format="GIF", duration=2000 / self.fps, loop=0)
+        else:
+            self.writer = imageio.get_writer(tmp, format="FFMPEG", fps=self.fps, macro_block_size=8)
+        self.stack.callback(self.writer.close)  # runs before atomic_path renames the file
+        return self
+
+    def add(self, frame):
+        if not (self.gif and self.frames % 2):
+            self.writer.append_data(frame)
+        self.frames += 1
+
+    def __exit__(self, *exc):
+        return self.stack.__exit__(*exc)
+
+
+def ffmpeg_available():
+    """True when imageio's ffmpeg plugin can find an ffmpeg binary."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+        return True
+    except Exception:
+        return False
+
+
+def mark_snapshots(figure, moments):
+    """Vertical lines on the reward plot at the moments the learning video shows."""
+    axes = figure.axes
+    episodes = [m["episode"] for m in moments]
+    for ax in axes[:2]:
+        for episode in episodes:
+            ax.axvline(episode, color="grey", lw=0.8, ls="--")
+    if len(axes) > 2:
+        for m in moments:
+            axes[2].axvline(m["env_steps"], color="grey", lw=0.8, ls="--")
+    axes[0].set_title(axes[0].get_title() + "\n(dashed lines: the moments the learning video shows)", fontsize=9)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------
+# Displays
+# ---------------------------------------------------------------------------------------
 def can_render(env_id, log=print):
     """--render needs a window: check once before training instead of failing mid-run."""
     if not display_available():
@@ -61,71 +335,3 @@ def name_display_driver():
 def display_available():
     """True where a window can plausibly open (X11 or Wayland)."""
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=print, frames=None):
-    """Run greedy episodes on env; collect rgb frames into frames when given. Returns steps each."""
-    lengths = []
-    for i in range(episodes):
-        s, _ = env.reset(seed=seed + i)
-        if frames is not None:
-            frames.append(env.render())
-        for step in range(1, max_steps + 1):  # noqa: B007 (read after the loop)
-            s, _, terminated, truncated, _ = env.step(policy(s))
-            if frames is not None:
-                frames.append(env.render())
-            if terminated or truncated:
-                break
-        lengths.append(step)
-        log(f"watch episode {i + 1}/{episodes}: pole stayed up for {step} steps")
-    return lengths
-
-
-def watch_in_window(make_env, policy, episodes, seed, log=print):
-    """Play in a real window at the env's own speed. Returns False if no window could open."""
-    name_display_driver()
-    try:
-        env = make_env(render_mode="human")
-        try:
-            play_episodes(env, policy, episodes, seed, log=log)
-        finally:
-            env.close()
-        return True
-    except Exception as e:  # pygame.error and friends: no usable display after all
-        log(f"no window could open ({str(e).splitlines()[0] if str(e) else type(e).__name__}); recording instead")
-        return False
-
-
-def record_video(make_env, policy, episodes, seed, path, log=print):
-    """Record greedy episodes to path (.mp4 via ffmpeg, else .gif). Returns the path written."""
-    import imageio.v2 as imageio
-
-    os.environ["SDL_VIDEODRIVER"] = "dummy"  # frames are drawn off-screen: no display needed
-    env = make_env(render_mode="rgb_array")
-    frames = []
-    try:
-        play_episodes(env, policy, episodes, seed, log=log, frames=frames)
-    finally:
-        env.close()
-    path = Path(path)
-    if path.suffix.lower() == ".mp4" and not ffmpeg_available():
-        path = path.with_suffix(".gif")
-        log("ffmpeg is not available: writing a GIF instead")
-    fps = env.metadata.get("render_fps", 50)
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".gif":
-            imageio.mimsave(tmp, frames[::2], format="GIF", duration=2000 / fps, loop=0)
-        else:
-            imageio.mimsave(tmp, frames, format="FFMPEG", fps=fps, macro_block_size=8)
-    return path
-
-
-def ffmpeg_available():
-    """True when imageio's ffmpeg plugin can find an ffmpeg binary."""
-    try:
-        import imageio_ffmpeg
-
-        imageio_ffmpeg.get_ffmpeg_exe()
-        return True
-    except Exception:
-        return False

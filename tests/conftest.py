@@ -1,3 +1,4 @@
+import csv
 import os
 import subprocess
 import sys
@@ -55,6 +56,20 @@ def finished_run(tmp_path_factory, name, *args):
 def dqn_cli(tmp_path):
     """run_dqn bound to a scratch folder (runs/ lands there)."""
     return lambda *args, **kw: run_dqn(*args, cwd=tmp_path, **kw)
+
+
+def read_metrics(path):
+    """The rows of a CSV that a run wrote (metrics.csv, evals.csv), as dicts of strings."""
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def video_in(run_dir, stem):
+    """The video a run wrote as stem: stem.mp4, or stem.gif where ffmpeg is missing."""
+    found = [p for p in (run_dir / f"{stem}.mp4", run_dir / f"{stem}.gif") if p.exists()]
+    assert len(found) == 1, f"{stem}.mp4 or {stem}.gif in {sorted(p.name for p in run_dir.iterdir())}"
+    assert found[0].stat().st_size > 0
+    return found[0]
 
 
 def assert_one_line_error(result, *needles):

@@ -1,6 +1,5 @@
 """The opt-in fixes, greedy evaluation, presets and the multi-seed bench."""
 
-import csv
 import json
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import dqn
 from beyond.evaluation import evaluate
 from beyond.flags import parse_args
 from beyond.hooks import linear_epsilon
-from conftest import ROOT, SHORT, assert_one_line_error, run_dqn
+from conftest import ROOT, SHORT, assert_one_line_error, read_metrics, run_dqn
 
 
 def agent_with_distinct_nets(**overrides):
@@ -111,11 +110,6 @@ def test_evaluate_uses_the_standard_500_step_task():
 
     result = evaluate(AlwaysBalances(), episodes=2, seed=0)
     assert result["mean"] == 500.0  # capped by CartPole-v1's time limit, counted in env reward
-
-
-def read_metrics(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
 
 
 FLAGS_ON = [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, finished_run
+from conftest import assert_one_line_error, finished_run, video_in
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -214,8 +214,10 @@ def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
     env_steps = int(summary.split(" env steps")[0].split()[-1])
     assert learn_steps >= 1 and 400 <= env_steps <= 400 + FRAME_SKIP
     assert "greedy evaluation on CartPole-v1, 1 episodes" in result.stdout
-    for name in ["rewards.png", "metrics.csv", "evals.csv", "model.pt", "agent.mp4"]:
+    for name in ["rewards.png", "metrics.csv", "evals.csv", "model.pt"]:
         assert (run_dir / name).stat().st_size > 0, name
+    video_in(run_dir, "agent")
+    video_in(run_dir, "learning")
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["env_steps"]) == env_steps
@@ -280,3 +282,18 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
     torch.testing.assert_close(td_error, (q_eval - q_target).detach())
     for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_a_checkpoint_saved_before_the_overlay_existed_plays_with_it(dqn_cli, tmp_path):
+    """bench/results/pixels_runs/seed0/model.pt was written by an earlier version of dqn.py."""
+    import imageio.v2 as imageio
+
+    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT
+    from conftest import ROOT
+
+    video = tmp_path / "old.gif"
+    result = dqn_cli("--play", ROOT / "bench/results/pixels_runs/seed0/model.pt", "--watch", "1", "--video", video)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = np.asarray(imageio.mimread(video, memtest=False)[0])
+    assert first.shape[:2] == (400 + PANEL_HEIGHT + FRAMES_HEIGHT, 600)
+    assert "learning video" not in result.stdout  # a checkpoint holds one set of weights

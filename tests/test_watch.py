@@ -3,12 +3,13 @@
 import os
 import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import SHORT, headless_env, run_dqn
+from conftest import ROOT, SHORT, finished_run, headless_env, read_metrics, run_dqn, video_in
 
 needs_xvfb = pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed (.ci/run installs it)")
 
@@ -46,7 +47,7 @@ def test_watch_opens_a_window_and_plays_greedy_episodes(tmp_path, x_display):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "watch episode 1/1: pole stayed up for" in result.stdout
     assert "no window could open" not in result.stdout
-    assert not (tmp_path / "runs" / "w" / "agent.mp4").exists()  # watched, so nothing recorded
+    assert not list((tmp_path / "runs" / "w").glob("agent.*"))  # watched, so nothing recorded
 
 
 @needs_xvfb
@@ -91,7 +92,7 @@ def test_window_that_cannot_open_falls_back_to_recording(dqn_cli, tmp_path):
     result = run_dqn(*SHORT, "--watch", "1", "--run-name", "f", cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "no window could open" in result.stdout
-    assert (tmp_path / "runs" / "f" / "agent.mp4").stat().st_size > 0
+    video_in(tmp_path / "runs" / "f", "agent")
 
 
 def read_frames(path):
@@ -103,13 +104,12 @@ def read_frames(path):
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_recorded_video_has_moving_frames(tmp_path, suffix):
     import dqn
-    from beyond.watching import record_video
+    from beyond.watching import ffmpeg_available, record_video
 
     agent = dqn.DQN(4, 2, seed=0)
-    make = lambda render_mode: dqn.make_env(render_mode=render_mode)  # noqa: E731
-    path = record_video(make, agent.greedy_action, 1, 0, tmp_path / f"clip{suffix}")
+    path = record_video(dqn.make_env(render_mode="rgb_array"), agent.greedy_action, 1, 0, tmp_path / f"clip{suffix}")
     frames = read_frames(path)
-    assert path.suffix == suffix and len(frames) >= 3
+    assert path.suffix == (suffix if ffmpeg_available() else ".gif") and len(frames) >= 3
     assert frames[0].ndim == 3 and frames[0].shape[2] in (3, 4)
     assert any(not np.array_equal(frames[0], f) for f in frames[1:])  # the cart and pole move
 
@@ -120,8 +120,8 @@ def test_gif_when_ffmpeg_is_missing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(watching, "ffmpeg_available", lambda: False)
     agent = dqn.DQN(4, 2, seed=0)
-    make = lambda render_mode: dqn.make_env(render_mode=render_mode)  # noqa: E731
-    path = watching.record_video(make, agent.greedy_action, 1, 0, tmp_path / "clip.mp4", log=lambda *_: None)
+    env = dqn.make_env(render_mode="rgb_array")
+    path = watching.record_video(env, agent.greedy_action, 1, 0, tmp_path / "clip.mp4", log=lambda *_: None)
     assert path == tmp_path / "clip.gif" and path.stat().st_size > 0
 
 
@@ -146,3 +146,196 @@ def test_render_every_kth_episode_switches_the_window_on_and_off():
         hooks.after_episode(dict(episode=episode, steps=10, loss=math.nan, learning=False))
         modes.append(env.render_mode)
     assert modes == [None, None, "human", None, None, "human"]  # episodes 3 and 6 (counting from 1) are shown
+
+
+# ---------------------------------------------------------------------------------------
+# The Q-value overlay and the learning video
+# ---------------------------------------------------------------------------------------
+def test_the_overlay_shows_the_agents_own_q_values_and_greedy_action():
+    import torch
+
+    import dqn
+    from beyond.watching import panel_values
+
+    agent = dqn.DQN(4, 2, seed=1)
+    env = dqn.make_env()
+    env.reset(seed=0)
+    states = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    for s in states:
+        env.unwrapped.state = s.astype(np.float64)
+        values = panel_values(agent, env, s, step=7, episode=2, episodes=3)
+        with torch.no_grad():
+            expected = agent.eval_net(torch.from_numpy(s)).numpy()
+        np.testing.assert_allclose(values["q"], expected, rtol=1e-6)
+        assert values["action"] == int(np.argmax(expected)) == agent.greedy_action(s)
+        assert values["cart"] == (float(s[0]), env.unwrapped.x_threshold)
+        assert values["pole"] == (float(s[2]), env.unwrapped.theta_threshold_radians)
+        assert (values["step"], values["episode"], values["episodes"]) == (7, 2, 3)
+    assert {panel_values(agent, env, s, 0)["action"] for s in states} == {0, 1}  # both actions get highlighted
+
+
+def test_other_envs_get_the_bars_and_the_step_only():
+    import dqn
+    from beyond.watching import draw_panel, panel_values
+
+    env = dqn.make_env("Acrobot-v1", unwrapped=False, render_mode="rgb_array")
+    s, _ = env.reset(seed=0)
+    values = panel_values(dqn.DQN(6, 3, seed=0), env, s, step=1)
+    assert len(values["q"]) == 3 and values["cart"] is None and values["pole"] is None
+    assert values["names"] == ["action 0", "action 1", "action 2"]
+    assert draw_panel(env.render(), values).shape[1:] == (500, 3)
+
+
+def test_the_panel_is_drawn_below_the_picture_and_leaves_the_picture_alone():
+    import dqn
+    from beyond.watching import PANEL_HEIGHT, draw_panel, panel_values
+
+    agent, env = dqn.DQN(4, 2, seed=0), dqn.make_env(render_mode="rgb_array")
+    s, _ = env.reset(seed=0)
+    frame = env.render()
+    drawn = draw_panel(frame, panel_values(agent, env, s, 0, 1, 1))
+    assert drawn.shape == (frame.shape[0] + PANEL_HEIGHT, frame.shape[1], 3)
+    np.testing.assert_array_equal(drawn[: frame.shape[0]], frame)
+    panel = drawn[frame.shape[0] :]
+    assert (panel != 255).any(axis=2).mean() > 0.02  # bars, numbers and gauges, not a blank strip
+
+
+def test_a_pixel_agents_panel_shows_the_frames_it_sees():
+    from beyond import pixels
+    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT, draw_panel, panel_values
+
+    env = pixels.make_env("CartPole-v1", unwrapped=False)
+    s, _ = env.reset(seed=0)
+    agent = pixels.PixelDQN(env.observation_space.shape, 2, seed=0)
+    values = panel_values(agent, env, s, 0)
+    frame = env.render()
+    drawn = draw_panel(frame, values)
+    assert values["frames"].shape == s.shape and values["cart"] is not None
+    assert drawn.shape[0] == frame.shape[0] + PANEL_HEIGHT + FRAMES_HEIGHT
+    assert (drawn[-FRAMES_HEIGHT:] < 128).all(axis=2).sum() > 4 * 20 * 40  # the dark frames, two pixels per pixel
+
+
+class CollectedVideo:
+    """Stands in for watching.VideoFile: keeps the frames instead of encoding them."""
+
+    frames = []
+
+    def __init__(self, path, fps, log=print):
+        from pathlib import Path
+
+        self.path, self.gif = Path(path), False
+
+    def __enter__(self):
+        return self
+
+    def add(self, frame):
+        CollectedVideo.frames.append(frame)
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize("overlay", [True, False])
+def test_no_overlay_records_the_envs_own_frames_and_the_overlay_adds_only_its_panel(tmp_path, monkeypatch, overlay):
+    import dqn
+    from beyond import watching
+    from beyond.evaluation import eval_seed
+    from beyond.flags import parse_args
+
+    monkeypatch.setattr(watching, "VideoFile", CollectedVideo)
+    CollectedVideo.frames = []
+    agent = dqn.DQN(4, 2, seed=0)
+    flags = ["--watch", "1", "--video", str(tmp_path / "a.mp4"), "--seed", "3"] + ([] if overlay else ["--no-overlay"])
+    watching.watch(agent, parse_args(flags), tmp_path, "CartPole-v0", "shaped", "test")
+    env = dqn.make_env(render_mode="rgb_array")  # the same episode, replayed on the env itself
+    s, _ = env.reset(seed=eval_seed(3))
+    expected = [env.render()]
+    for _ in range(len(CollectedVideo.frames) - 1):
+        s, *_ = env.step(agent.greedy_action(s))
+        expected.append(env.render())
+    assert len(CollectedVideo.frames) >= 5
+    for got, bare in zip(CollectedVideo.frames, expected, strict=True):
+        assert got.shape[0] == bare.shape[0] + (watching.PANEL_HEIGHT if overlay else 0)
+        np.testing.assert_array_equal(got[: bare.shape[0]], bare)
+
+
+def test_snapshots_stay_few_and_evenly_spread_however_long_the_run():
+    import dqn
+    from beyond.flags import parse_args
+    from beyond.hooks import MAX_SNAPSHOTS, TrainingHooks
+
+    agent = dqn.DQN(4, 2)
+    hooks = TrainingHooks(agent, dqn.make_env(), parse_args(["--quiet"]))
+    for env_steps in range(0, 300_000, 10):
+        agent.learn_step_counter = int(env_steps >= 1000)  # learning starts at env step 1000
+        hooks.before_step(env_steps)
+    taken = [s["env_steps"] for s in hooks.snapshots]
+    assert taken[0] == 1000 and len(taken) <= MAX_SNAPSHOTS and taken[-1] > 290_000 - hooks.snapshot_every
+    assert len(set(np.diff(taken))) == 1  # evenly spaced
+    moments = [m["env_steps"] for m in hooks.learning_moments(6)]
+    assert len(moments) == 6 and moments[0] == taken[0] and moments[-1] == taken[-1] and moments == sorted(moments)
+
+
+def test_learning_video_has_one_captioned_part_per_snapshot(tmp_path_factory):
+    run_dir, result = finished_run(tmp_path_factory, "lv", *SHORT, "--snapshots", "3", "--watch", "1")
+    parts = [line for line in result.stdout.splitlines() if line.startswith("learning video: after ")]
+    assert len(parts) == 3, result.stdout
+    steps = [int(line.split("after ")[1].split(" env steps")[0].replace(",", "")) for line in parts]
+    assert steps == sorted(steps) and len(set(steps)) == 3
+    assert all("greedy return" in line for line in parts)
+    video = video_in(run_dir, "learning")
+    assert f"saved learning video {video.relative_to(video.parent.parent.parent)}" in result.stdout
+    frames = read_frames(video)
+    assert frames[0].shape[0] == 400 + 120 + 32  # the picture, the panel and the caption
+    assert not np.array_equal(frames[0][:32], frames[-1][:32])  # different captions
+
+
+def test_no_learning_video_with_snapshots_0_or_watch_0_and_the_metrics_never_change(tmp_path_factory):
+    runs = {
+        name: finished_run(tmp_path_factory, name, *SHORT, *flags)
+        for name, flags in [
+            ("on", ["--snapshots", "3", "--watch", "1"]),
+            ("s0", ["--snapshots", "0"]),
+            ("w0", ["--watch", "0"]),
+        ]
+    }
+    for name in ("s0", "w0"):
+        run_dir, result = runs[name]
+        assert not list(run_dir.glob("learning.*")) and "learning video" not in result.stdout
+    metrics = {name: read_metrics(run_dir / "metrics.csv") for name, (run_dir, _) in runs.items()}
+    without_clock = {name: [dict(r, wall_s="") for r in rows] for name, rows in metrics.items()}
+    assert without_clock["on"] == without_clock["s0"] == without_clock["w0"]
+
+
+WINDOW_PROBE = """
+import pygame
+import dqn
+from beyond.watching import QValueOverlay, watch_in_window
+
+agent = dqn.DQN(4, 2, seed=0)
+seen = []
+
+def policy(s):  # looks at the window while the episodes play
+    seen.append((pygame.display.get_caption()[0], pygame.display.get_surface().get_size()))
+    return agent.greedy_action(s)
+
+make = lambda: QValueOverlay(dqn.make_env(render_mode="rgb_array"), agent, 2)
+assert watch_in_window(make, policy, 2, 0, "runs/probe", log=lambda *_: None)
+print(seen[0], seen[-1], sep="\\n")
+"""
+
+
+@needs_xvfb
+def test_the_window_shows_the_overlay_and_says_what_is_playing(x_display):
+    result = subprocess.run(
+        [sys.executable, "-c", WINDOW_PROBE],
+        cwd=ROOT,
+        env=windowed_env(x_display),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    first, last = result.stdout.strip().splitlines()[-2:]
+    assert first == "('DQN: runs/probe, episode 1 of 2', (600, 520))"  # the picture and the panel below it
+    assert last == "('DQN: runs/probe, episode 2 of 2', (600, 520))"
