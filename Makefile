@@ -1,15 +1,18 @@
-# Every figure and number in the READMEs comes from one of these targets.
+# Every figure and number in the READMEs and docs/ comes from one of these targets.
 PY ?= python
 
-.PHONY: test lint figures speed ablation pixels links bench all
+.PHONY: test lint notebooks figures speed ablation pixels links bench all
 test:
 	$(PY) -m pytest
+
+notebooks:          ## dqn.ipynb and dqn.zh-CN.ipynb from dqn.py and notebooks/*.md
+	$(PY) notebooks/build.py
 
 lint:               ## ruff: the lint rules and the formatting in pyproject.toml
 	ruff check .
 	ruff format --check .
 
-figures:            ## docs/rewards.png, docs/agent.gif, bench/results/default_run.md, docs/pixel_view.png
+figures:            ## docs/rewards.png, docs/agent.gif, docs/learning.gif, bench/results/default_run.md, docs/pixel_view.png
 	$(PY) bench/figures.py
 	$(PY) bench/pixel_view.py
 

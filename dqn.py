@@ -10,9 +10,11 @@ the extras live in the package beyond/. README.md lists every difference from th
     python dqn.py --help     # every flag
 """
 
+# %% Imports ----------------------------------------------------------------------------
 import functools
 import math
 import os
+import sys
 import time
 import warnings
 
@@ -21,9 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-# ---------------------------------------------------------------------------------------
-# Hyperparameters: the blog's values. DQN(**overrides) and the CLI flags change them.
-# ---------------------------------------------------------------------------------------
+# %% Hyperparameters --------------------------------------------------------------------
+# The blog's values. DQN(**overrides) and the CLI flags change them.
 hyperparameters = dict(
     batch_size=32,
     lr=0.01,
@@ -44,11 +45,10 @@ hyperparameters = dict(
     grad_clip=None,
 )
 
-# ---------------------------------------------------------------------------------------
-# Environment: CartPole through gymnasium (gym's maintained successor), unwrapped as in
+# %% Environment ------------------------------------------------------------------------
+# CartPole through gymnasium (gym's maintained successor), unwrapped as in
 # the blog. Unwrapped means no 200-step time limit, so the pole can stay up forever once
 # the agent is good: train() caps every episode at max_episode_steps for that reason.
-# ---------------------------------------------------------------------------------------
 ENV_ID = "CartPole-v0"
 MAX_EPISODE_STEPS = 10_000
 
@@ -61,9 +61,8 @@ def make_env(env_id=ENV_ID, unwrapped=True, render_mode=None):
     return env.unwrapped if unwrapped else env
 
 
-# ---------------------------------------------------------------------------------------
-# q_net: state in, one value per action out. The network plays the role of the Q table.
-# ---------------------------------------------------------------------------------------
+# %% q_net ------------------------------------------------------------------------------
+# State in, one value per action out. The network plays the role of the Q table.
 class q_net(nn.Module):
     """Linear(n_states, hidden) -> ReLU -> Linear(hidden, n_actions), weights ~ N(0, 0.1)."""
 
@@ -95,11 +94,10 @@ class q_net(nn.Module):
         first.weight.grad, first.bias.grad = d_hidden.T @ x, d_hidden.sum(0)
 
 
-# ---------------------------------------------------------------------------------------
-# DQN: eval_net learns every step; target_net is a copy that lags target_replace_iter
+# %% DQN --------------------------------------------------------------------------------
+# eval_net learns every step; target_net is a copy that lags target_replace_iter
 # learn steps behind. Bootstrapping from a frozen copy keeps the regression target from
 # moving with every update, which is what makes the Q-learning update stable enough.
-# ---------------------------------------------------------------------------------------
 class DQN:
     """The blog's agent: replay memory, eval and target nets, Adam on an MSE loss.
 
@@ -234,11 +232,10 @@ class DQN:
         return loss.item(), td_error
 
 
-# ---------------------------------------------------------------------------------------
-# Shaped reward: CartPole pays +1 every step whether the pole is nearly falling or not.
+# %% Shaped reward ----------------------------------------------------------------------
+# CartPole pays +1 every step whether the pole is nearly falling or not.
 # The blog instead pays for keeping the cart near the centre (r1) and the pole upright
 # (r2), a denser signal that tells the agent which of two surviving states is better.
-# ---------------------------------------------------------------------------------------
 def shaped_reward(env, s_, env_reward=None):
     """The blog's r1 + r2 from the next state; env_reward is ignored."""
     x, x_dot, theta, theta_dot = s_
@@ -248,11 +245,10 @@ def shaped_reward(env, s_, env_reward=None):
     return float(r1 + r2)
 
 
-# ---------------------------------------------------------------------------------------
-# Training loop. The first ~200 episodes only fill the memory (nothing is learned until
+# %% Training loop ----------------------------------------------------------------------
+# The first ~200 episodes only fill the memory (nothing is learned until
 # it holds more than memory_capacity transitions), which is why the blog's printout
 # starts near episode 200. After that: one learn() per env step.
-# ---------------------------------------------------------------------------------------
 def train(
     agent,
     env,
@@ -310,16 +306,15 @@ class Hooks:
         """Called with each episode's record as soon as the episode ends."""
 
 
-# ---------------------------------------------------------------------------------------
-# Plot: the blog plots the episode rewards; the steps panel shows how long the pole
+# %% Plot -------------------------------------------------------------------------------
+# The blog plots the episode rewards; the steps panel shows how long the pole
 # stayed up, which is easier to read than the shaped reward.
-# ---------------------------------------------------------------------------------------
 def plot(records, evals=()):
     """The reward and steps of each episode (and greedy evals), as a matplotlib figure."""
     import matplotlib
 
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        matplotlib.use("Agg")  # no screen: draw off-screen, with no warning about displays
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "ipykernel" in sys.modules):
+        matplotlib.use("Agg")  # no screen and no notebook: draw off-screen, with no warning about displays
     import matplotlib.pyplot as plt
 
     learned = [r for r in records if r["learning"]] or records
@@ -344,6 +339,7 @@ def plot(records, evals=()):
     return fig
 
 
+# %% Command line -----------------------------------------------------------------------
 if __name__ == "__main__":  # the command line lives beyond the blog
     from beyond.cli import main
 

@@ -1,6 +1,6 @@
-"""Point every [`name`](file.py#Lnn) link in the READMEs at the line that defines name.
+"""Point every [`name`](file.py#Lnn) link in the READMEs and docs/ at the line that defines name.
 
-The files are dqn.py and the modules of beyond/.
+The files are dqn.py and the modules of beyond/ (seen from docs/ as ../dqn.py and so on).
 
 python bench/readme_links.py          # rewrite the links in place
 python bench/readme_links.py --check  # exit 1, listing the stale links, without writing
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-READMES = [ROOT / "README.md", ROOT / "README.zh-CN.md"]
-LINK = re.compile(r"\[`([\w.]+)`\]\(((?:beyond/)?\w+\.py)#L(\d+)\)")
+READMES = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\[`([\w.]+)`\]\((?:\.\./)?((?:beyond/)?\w+\.py)#L(\d+)\)")
 
 
 @functools.cache
@@ -54,7 +54,7 @@ def main():
             print(f"{readme.name}: stale links {wrong}")
             stale = True
         elif wrong:
-            text = LINK.sub(lambda m: f"[`{m[1]}`]({m[2]}#L{symbol_lines(m[2])[m[1]]})", text)
+            text = LINK.sub(lambda m: m[0].replace(f"#L{m[3]})", f"#L{symbol_lines(m[2])[m[1]]})"), text)
             readme.write_text(text, encoding="utf-8")
             print(f"{readme.name}: fixed {len(wrong)} links")
     sys.exit(1 if stale else 0)

@@ -24,11 +24,51 @@ def linear_epsilon(start, end, steps):
     return lambda env_steps: start + (end - start) * min(env_steps / steps, 1.0)
 
 
-class TrainingHooks(dqn.Hooks):
+class Snapshots(dqn.Hooks):
+    """Copies of eval_net along training, for the learning video; train(agent, env, hooks=Snapshots(agent)).
+
+    A copy every SNAPSHOT_EVERY env steps from the first learn step; past MAX_SNAPSHOTS every
+    other copy goes and the interval doubles, so the copies stay few and evenly spaced.
+    """
+
+    def __init__(self, agent, enabled=True):
+        self.agent, self.taking_snapshots = agent, enabled
+        self.snapshots, self.snapshot_every, self.next_snapshot, self.episode = [], SNAPSHOT_EVERY, 0, 0
+
+    def before_step(self, env_steps):
+        if self.taking_snapshots and self.agent.learn_step_counter and env_steps >= self.next_snapshot:
+            self.take_snapshot(env_steps)
+
+    def after_episode(self, record):
+        self.episode = record["episode"] + 1
+
+    def take_snapshot(self, env_steps):
+        """Copy eval_net's weights as they are now."""
+        weights = copy_weights(self.agent.eval_net)
+        self.snapshots.append(dict(env_steps=env_steps, episode=self.episode, weights=weights))
+        if len(self.snapshots) > MAX_SNAPSHOTS:
+            self.snapshots, self.snapshot_every = self.snapshots[::2], self.snapshot_every * 2
+        self.next_snapshot = env_steps + self.snapshot_every
+
+    def end_snapshot(self, records):
+        """The last copy, of the weights training ended with (call it before swapping any in)."""
+        if self.snapshots and self.snapshots[-1]["env_steps"] < records[-1]["env_steps"]:
+            self.episode = records[-1]["episode"]
+            self.take_snapshot(records[-1]["env_steps"])
+
+    def learning_moments(self, n):
+        """n of the snapshots, evenly spread from the first learn step to the end of training."""
+        if not self.snapshots or not n:
+            return []
+        return [self.snapshots[i] for i in np.unique(np.linspace(0, len(self.snapshots) - 1, n).round().astype(int))]
+
+
+class TrainingHooks(Snapshots):
     """Progress bar, Ctrl-C, divergence guard, epsilon schedule, periodic eval, rendering, snapshots."""
 
     def __init__(self, agent, env, args, log=print):
-        self.agent, self.env, self.args, self.log = agent, env, args, log
+        super().__init__(agent, enabled=bool(args.snapshots and args.watch))  # the learning video wants them
+        self.env, self.args, self.log = env, args, log
         self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
         self.epsilon_schedule = None
         if args.epsilon_steps:
@@ -39,8 +79,6 @@ class TrainingHooks(dqn.Hooks):
         self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
         self.progress = None
         self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
-        self.taking_snapshots = bool(args.snapshots and args.watch)  # the learning video wants them
-        self.snapshots, self.snapshot_every, self.next_snapshot, self.episode = [], SNAPSHOT_EVERY, 0, 0
         if not args.quiet:
             from tqdm import tqdm
 
@@ -60,22 +98,7 @@ class TrainingHooks(dqn.Hooks):
         if self.args.eval_every and env_steps >= self.next_eval:
             self.next_eval += self.args.eval_every
             self.run_eval(env_steps)
-        if self.taking_snapshots and self.agent.learn_step_counter and env_steps >= self.next_snapshot:
-            self.take_snapshot(env_steps)
-
-    def take_snapshot(self, env_steps):
-        """Copy eval_net's weights; past MAX_SNAPSHOTS keep every other copy, and copy half as often."""
-        weights = copy_weights(self.agent.eval_net)
-        self.snapshots.append(dict(env_steps=env_steps, episode=self.episode, weights=weights))
-        if len(self.snapshots) > MAX_SNAPSHOTS:
-            self.snapshots, self.snapshot_every = self.snapshots[::2], self.snapshot_every * 2
-        self.next_snapshot = env_steps + self.snapshot_every
-
-    def learning_moments(self, n):
-        """n of the snapshots, evenly spread from the first learn step to the end of training."""
-        if not self.snapshots or not n:
-            return []
-        return [self.snapshots[i] for i in np.unique(np.linspace(0, len(self.snapshots) - 1, n).round().astype(int))]
+        super().before_step(env_steps)
 
     def run_eval(self, env_steps):
         """A periodic greedy evaluation: record it, remember the best, stop early if it passes."""
@@ -97,7 +120,7 @@ class TrainingHooks(dqn.Hooks):
             self.stop = True
 
     def after_episode(self, record):
-        self.episode = record["episode"] + 1
+        super().after_episode(record)
         if self.progress is not None:
             self.progress.update(min(record["steps"], self.progress.total - self.progress.n))
             self.progress.set_postfix(episode=record["episode"], steps=record["steps"])
@@ -122,10 +145,8 @@ class TrainingHooks(dqn.Hooks):
         """
         agent, args = self.agent, self.args
         env_steps = records[-1]["env_steps"] if records else 0
-        if self.snapshots and not self.diverged and self.snapshots[-1]["env_steps"] < env_steps:
-            # the end of training, before any weights are swapped
-            self.episode = records[-1]["episode"]
-            self.take_snapshot(env_steps)
+        if not self.diverged:
+            self.end_snapshot(records)
         final = None
         if self.diverged:
             agent.eval_net.load_state_dict(self.good_state)

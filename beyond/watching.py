@@ -288,8 +288,19 @@ def ffmpeg_available():
         return False
 
 
+def embedded(path):
+    """What plays path inside a notebook: an MP4 as a <video> in the page, a GIF as an image."""
+    from IPython.display import Image, Video
+
+    if Path(path).suffix.lower() == ".gif":
+        return Image(filename=str(path))
+    return Video(str(path), embed=True, html_attributes="controls loop")
+
+
 def mark_snapshots(figure, moments):
     """Vertical lines on the reward plot at the moments the learning video shows."""
+    if not moments:
+        return figure
     axes = figure.axes
     episodes = [m["episode"] for m in moments]
     for ax in axes[:2]:
