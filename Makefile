@@ -26,7 +26,7 @@ pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two
 	$(PY) bench/seeds.py --name pixels --seeds 3 --jobs 2 --solved 195 --window 300000 \
 		--runs-dir bench/results/pixels_runs -- --preset pixels
 
-links:              ## point the READMEs' dqn.py#L links at the right lines
+links:              ## point the dqn.py#L and beyond/*.py#L links of the READMEs and docs/ at the right lines
 	$(PY) bench/readme_links.py
 
 bench: figures speed ablation pixels

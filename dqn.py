@@ -3,7 +3,7 @@
 The blog (a Chinese PyTorch note) trains a DQN with an eval net, a target net and a replay
 memory on unwrapped CartPole with a shaped reward. This file is that blog and nothing else,
 in its order and with its names, on today's torch and gymnasium; the command line and all
-the extras live in the package beyond/. README.md lists every difference from the blog.
+the extras live in the package beyond/. docs/differences.md lists every change to the blog.
 
     python dqn.py            # train 300 episodes, plot, then watch (or record) the agent
     python dqn.py --pixels   # beyond the blog: learn from screen images (beyond/pixels.py)

@@ -1,4 +1,4 @@
-"""The README's ablation: the blog's defaults, each known fix alone on top, and the preset.
+"""The ablation in docs/going-further.md: the blog's defaults, each known fix alone on top, and the preset.
 
 Every row is `bench/seeds.py` over --seeds seeds (default 5), with a greedy evaluation on
 CartPole-v1 every 2,500 env steps, a 50,000-step budget and a stop at eval >= 475. Then

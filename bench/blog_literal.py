@@ -1,6 +1,6 @@
 """The blog's dqn.py, ported only as far as it must go to run today.
 
-This is the baseline that every speed claim in the README is measured against.
+This is the baseline that every speed claim in the docs is measured against.
 Changes from the blog's listing, and nothing else:
   - gym -> gymnasium: reset() returns (obs, info), step() returns five values;
   - Variable removed (tensors carry autograd themselves);

@@ -1,4 +1,4 @@
-"""Regenerate the README's figures and its "What to expect" numbers from one real run.
+"""Regenerate the README's figures and the numbers of docs/performance.md, "What to expect".
 
     python bench/figures.py            # python dqn.py --seed 0, then the figures and numbers
 

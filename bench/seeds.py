@@ -6,7 +6,7 @@ with periodic greedy evaluation on CartPole-v1. From each run's metrics.csv it t
   - the final greedy eval (of the weights the run saved), and the wall seconds of the run.
 It writes bench/results/<name>.csv (one row per seed), <name>_curve.csv and
 <name>.png (mean greedy eval with a 95% bootstrap band against env steps), and prints
-a one-line summary that bench/ablation.py gathers into the README's table.
+a one-line summary that bench/ablation.py gathers into the table of docs/going-further.md.
 
     python bench/seeds.py --name tuned --seeds 10 -- --preset tuned
     python bench/seeds.py --name blog --seeds 5 -- --eval-every 2500 --max-env-steps 50000 --early-stop 475

@@ -9,7 +9,7 @@ Then it times each part of one step in isolation, to show where the time goes.
     python bench/speed.py                   # 3 repeats of the blog's 300 episodes, capped at 2000 steps
     python bench/speed.py --repeats 5 --episodes 300 --max-episode-steps 10000
 
-Writes bench/results/speed.md (the table the README quotes) and speed.json.
+Writes bench/results/speed.md (the table docs/performance.md quotes) and speed.json.
 """
 
 import argparse

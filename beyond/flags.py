@@ -15,7 +15,7 @@ import dqn
 from beyond import UsageError
 from beyond.evaluation import eval_env_id
 
-# Presets: values chosen with bench/seeds.py (see README, "Going further").
+# Presets: values chosen with bench/seeds.py (see docs/going-further.md).
 PRESETS = {
     "blog": {},
     "tuned": dict(
@@ -40,7 +40,7 @@ PRESETS = {
         episodes=100_000,
         max_env_steps=100_000,
     ),
-    # --pixels: from screen images (beyond/pixels.py); README, "Learning from pixels"
+    # --pixels: from screen images (beyond/pixels.py); docs/pixels.md
     "pixels": dict(
         pixels=True,
         env="CartPole-v1",

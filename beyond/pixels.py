@@ -22,7 +22,7 @@ PixelDQN (a subclass of dqn.DQN) puts them together.
    observation s_ is s shifted by one new frame, each row keeps FRAME_STACK + 1 frames
    rather than two full stacks.
 
-README.md, "Learning from pixels", has the preset's choices and the measured results.
+docs/pixels.md has the preset's choices and the measured results.
 """
 
 import collections
