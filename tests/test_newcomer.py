@@ -113,16 +113,29 @@ def test_the_docs_speak_of_the_program_not_of_how_it_was_made(page):
     assert not readme_links.stale_links(page.read_text(encoding="utf-8"))
 
 
-def test_every_public_function_has_a_docstring():
+MODULES = ["dqn", "beyond.cli", "beyond.flags", "beyond.hooks", "beyond.evaluation", "beyond.files"]
+MODULES += ["beyond.watching", "beyond.pixels"]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_every_module_and_public_function_has_a_docstring(module_name):
+    import importlib
     import inspect
 
-    import dqn
-
-    for name, obj in vars(dqn).items():
-        if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == "dqn" and not name.startswith("_"):
+    module = importlib.import_module(module_name)
+    assert module.__doc__ and len(module.__doc__.strip().splitlines()) >= 2, module_name  # what the module is for
+    for name, obj in vars(module).items():
+        own = getattr(obj, "__module__", None) == module_name
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and own and not name.startswith("_"):
             assert inspect.getdoc(obj), name
-            if inspect.isclass(obj):
+            if inspect.isclass(obj) and module_name == "dqn":
                 for method_name, method in vars(obj).items():
                     if inspect.isfunction(method) and not method_name.startswith("_"):
                         assert inspect.getdoc(method), f"{name}.{method_name}"
-    assert "Pytorch Note51" in dqn.__doc__ and "README.md" in dqn.__doc__
+
+
+def test_dqn_py_names_its_blog_and_where_the_changes_are_listed():
+    import dqn
+
+    assert "Pytorch Note51" in dqn.__doc__ and "docs/differences.md" in dqn.__doc__
+    assert (ROOT / "docs" / "differences.md").is_file()
