@@ -102,7 +102,7 @@ class DQN:
     """The blog's agent: replay memory, eval and target nets, Adam on an MSE loss.
 
     A subclass changes the network (make_net), the memory (make_memory, store_transition,
-    batch_at), which rows are drawn (sample_batch) or the update itself (update).
+    write_row, batch_at), which rows are drawn (sample_batch) or the update itself (update).
     """
 
     def __init__(self, n_states, n_actions, seed=None, **overrides):
@@ -159,11 +159,14 @@ class DQN:
         terminated: the episode ended at s_, so s_ has no future (--terminal-mask uses it).
         truncated: the episode was cut off at s_ (a time limit); it ends but s_ has a future.
         """
-        index = self.memory_counter % self.memory_capacity
+        self.write_row(self.memory_counter % self.memory_capacity, s, a, r, s_, terminated)
+        self.memory_counter += 1
+
+    def write_row(self, index, s, a, r, s_, terminated):
+        """Put one transition into memory row index."""
         row, n = self.memory[index], self.n_states
         row[:n], row[n], row[n + 1], row[n + 2 :] = s, a, r, s_
         self.memory_terminated[index] = terminated
-        self.memory_counter += 1
 
     def sample_batch(self):
         """batch_size rows drawn uniformly with replacement: s, a, r, s_, terminated."""

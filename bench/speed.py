@@ -56,12 +56,13 @@ def run_literal(args, seed):
     return learning_phase_rate(result["episode_ends"])
 
 
-def run_dqn(args, seed):
+def run_dqn(args, seed, extra=(), script=ROOT / "dqn.py"):
+    """dqn.py's learning-phase rate for args' episodes; extra: more flags, script: another checkout's dqn.py."""
     with tempfile.TemporaryDirectory() as runs:
         subprocess.run(
             [
                 sys.executable,
-                str(ROOT / "dqn.py"),
+                str(script),
                 "--episodes",
                 str(args.episodes),
                 "--max-episode-steps",
@@ -78,6 +79,7 @@ def run_dqn(args, seed):
                 runs,
                 "--run-name",
                 "speed",
+                *extra,
             ],
             capture_output=True,
             text=True,

@@ -13,6 +13,7 @@ import torch
 
 import dqn
 from beyond import UsageError, pixels
+from beyond.agents import EXTENSION_DEFAULTS, make_agent
 from beyond.evaluation import eval_seed
 from beyond.files import (
     agent_for,
@@ -60,16 +61,14 @@ def main(argv=None):
 
 
 def build(args):
-    """The training env and a fresh agent for it: the blog's DQN, or PixelDQN with --pixels."""
+    """The training env and a fresh agent for it: the blog's DQN, or PixelDQN with --pixels, and extensions."""
     torch.set_num_threads(1)  # tensors this small gain nothing from threads, only hand-off cost
     render = args.render and can_render(args.env, log_for(args))
     make_env = pixels.make_env if args.pixels else dqn.make_env
     env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
-    n_actions, overrides = int(env.action_space.n), {k: getattr(args, k) for k in dqn.hyperparameters}
-    if args.pixels:
-        shape = env.observation_space.shape
-        return env, pixels.PixelDQN(shape, n_actions, seed=args.seed, device=args.device, **overrides)
-    return env, dqn.DQN(env.observation_space.shape[0], n_actions, seed=args.seed, **overrides)
+    settings = {k: getattr(args, k) for k in [*dqn.hyperparameters, *EXTENSION_DEFAULTS]}
+    agent = make_agent(n_states_of(env), int(env.action_space.n), args.seed, args.pixels, args.device, **settings)
+    return env, agent
 
 
 def train_with_hooks(agent, env, args):

@@ -17,9 +17,9 @@ import gymnasium
 import numpy
 import torch
 
-import dqn
 from beyond import UsageError
-from beyond.pixels import PixelDQN
+from beyond.agents import make_agent
+from beyond.pixels import PREPROCESSING_VERSION, PixelDQN
 
 CHECKPOINT_FORMAT = "dqn-cartpole-checkpoint/1"
 UMASK = os.umask(0o22)  # the only way to read the umask is to set it: put it back at once
@@ -98,6 +98,8 @@ def save_checkpoint(agent, path, env_id, reward, seed, episodes):
         n_states=agent.n_states,
         n_actions=agent.n_actions,
         hidden=agent.hidden,
+        extensions=getattr(agent, "extensions", {}),
+        preprocessing=PREPROCESSING_VERSION if isinstance(agent, PixelDQN) else None,
         seed=seed,
         episodes=episodes,
         hyperparameters={
@@ -114,9 +116,16 @@ def save_checkpoint(agent, path, env_id, reward, seed, episodes):
 
 def agent_for(meta, device="cpu"):
     """A fresh agent of a checkpoint's kind and size: PixelDQN for a stack of images, else the blog's DQN."""
-    if isinstance(meta["n_states"], int):
-        return dqn.DQN(meta["n_states"], meta["n_actions"], hidden=meta["hidden"])
-    return PixelDQN(meta["n_states"], meta["n_actions"], hidden=meta["hidden"], device=device)
+    pixels = not isinstance(meta["n_states"], int)
+    version = meta.get("preprocessing") or 1  # checkpoints from before the field were made for version 1
+    if pixels and version != PREPROCESSING_VERSION:
+        raise UsageError(
+            f"--play: this checkpoint was trained on pixel preprocessing version {version}, but this "
+            f"dqn.py makes version {PREPROCESSING_VERSION}: its net would see a different picture"
+        )
+    shape = tuple(meta["n_states"]) if pixels else meta["n_states"]
+    extensions = meta.get("extensions", {})  # absent from checkpoints saved before the extensions
+    return make_agent(shape, meta["n_actions"], None, pixels, device, hidden=meta["hidden"], **extensions)
 
 
 def load_checkpoint(path, make_agent=agent_for):

@@ -147,14 +147,42 @@ def build_parser():
         help="learn once the memory holds more than this many transitions (default: memory capacity)",
     )
     g.add_argument("--train-every", type=int, default=h["train_every"], help="env steps per learn() call")
-    g.add_argument("--double", action="store_true", help="Double DQN target")
+    g.add_argument("--double", action=argparse.BooleanOptionalAction, default=False, help="Double DQN target")
     g.add_argument(
         "--terminal-mask",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="no bootstrap from terminated states (truncated ones still bootstrap)",
     )
-    g.add_argument("--huber", action="store_true", help="Smooth L1 (Huber) loss instead of MSE")
-    g.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm at this value")
+    g.add_argument(
+        "--huber", action=argparse.BooleanOptionalAction, default=False, help="Smooth L1 (Huber) loss instead of MSE"
+    )
+    g.add_argument(
+        "--grad-clip", type=float, default=None, help="clip the gradient norm at this value (0: no clipping)"
+    )
+    g = p.add_argument_group("beyond the blog: extensions from Rainbow (off by default; docs/going-further.md)")
+    g.add_argument(
+        "--n-step", type=int, default=1, help="learn from the next N rewards before bootstrapping (1: the blog's)"
+    )
+    g.add_argument(
+        "--dueling", action=argparse.BooleanOptionalAction, default=False, help="dueling head: Q = V + A - mean(A)"
+    )
+    g.add_argument(
+        "--prioritized",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="prioritized replay: draw rows by their last |TD error|",
+    )
+    g.add_argument(
+        "--per-alpha", type=float, default=0.6, help="with --prioritized: priority = (|TD error| + eps)^alpha"
+    )
+    g.add_argument(
+        "--per-beta", type=float, default=0.4, help="with --prioritized: importance-weight exponent at the start"
+    )
+    g.add_argument(
+        "--per-beta-steps", type=int, default=100_000, help="with --prioritized: env steps over which beta rises to 1"
+    )
+    g = p.add_argument_group("exploration schedule (off by default)")
     g.add_argument(
         "--epsilon-start",
         type=float,
@@ -231,8 +259,10 @@ POSITIVE_INTS = [
     "eval_episodes",
     "render_every",
     "epsilon_steps",
+    "n_step",
+    "per_beta_steps",
 ]
-PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end"]
+PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end", "per_alpha", "per_beta"]
 
 
 def validate_args(args):
@@ -255,10 +285,14 @@ def validate_args(args):
             raise UsageError(f"{flag(name)} must be in [0, 1], got {value}")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.grad_clip == 0:
+        args.grad_clip = None  # 0 switches clipping off, e.g. over a preset's
     if args.grad_clip is not None and not (args.grad_clip > 0 and math.isfinite(args.grad_clip)):
-        raise UsageError(f"--grad-clip must be a finite number > 0, got {args.grad_clip}")
+        raise UsageError(f"--grad-clip must be a finite number > 0 (or 0: off), got {args.grad_clip}")
     if args.batch_size > args.memory_capacity:
         raise UsageError(f"--batch-size ({args.batch_size}) cannot exceed --memory-capacity ({args.memory_capacity})")
+    if args.n_step > args.memory_capacity:
+        raise UsageError(f"--n-step ({args.n_step}) cannot exceed --memory-capacity ({args.memory_capacity})")
     if args.learning_starts is not None and args.learning_starts > args.memory_capacity:
         raise UsageError(f"--learning-starts must be at most --memory-capacity ({args.memory_capacity})")
     schedule = [args.epsilon_start, args.epsilon_end, args.epsilon_steps]

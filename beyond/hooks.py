@@ -19,8 +19,8 @@ SNAPSHOT_EVERY = 20  # env steps between copies of eval_net at first; doubles ea
 MAX_SNAPSHOTS = 64
 
 
-def linear_epsilon(start, end, steps):
-    """The greedy probability rising linearly from start to end over steps env steps."""
+def linear_schedule(start, end, steps):
+    """A value going linearly from start to end over steps env steps, then staying at end."""
     return lambda env_steps: start + (end - start) * min(env_steps / steps, 1.0)
 
 
@@ -64,7 +64,7 @@ class Snapshots(dqn.Hooks):
 
 
 class TrainingHooks(Snapshots):
-    """Progress bar, Ctrl-C, divergence guard, epsilon schedule, periodic eval, rendering, snapshots."""
+    """Progress bar, Ctrl-C, divergence guard, epsilon and beta schedules, periodic eval, rendering, snapshots."""
 
     def __init__(self, agent, env, args, log=print):
         super().__init__(agent, enabled=bool(args.snapshots and args.watch))  # the learning video wants them
@@ -72,7 +72,10 @@ class TrainingHooks(Snapshots):
         self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
         self.epsilon_schedule = None
         if args.epsilon_steps:
-            self.epsilon_schedule = linear_epsilon(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
+            self.epsilon_schedule = linear_schedule(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
+        self.beta_schedule = None  # prioritized replay's importance-weight exponent, rising to 1
+        if args.prioritized:
+            self.beta_schedule = linear_schedule(args.per_beta, 1.0, args.per_beta_steps)
         self.evals, self.interrupted, self.diverged = [], False, None
         self.good_state = None  # eval_net weights after the last finite episode
         self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
@@ -95,6 +98,8 @@ class TrainingHooks(Snapshots):
             self.stop = True  # this step is the last one
         if self.epsilon_schedule is not None:
             self.agent.epsilon = self.epsilon_schedule(env_steps)
+        if self.beta_schedule is not None:
+            self.agent.beta = self.beta_schedule(env_steps)
         if self.args.eval_every and env_steps >= self.next_eval:
             self.next_eval += self.args.eval_every
             self.run_eval(env_steps)

@@ -41,6 +41,9 @@ VIEW_WIDTH = 120  # pixels around the cart's centre; the pole's tip strays 26 px
 BLOCK = (8, 3)  # average 8x3 pixel blocks: the 160x120 view becomes 20x40
 FRAME_STACK = 4
 FRAME_SKIP = 2
+# Saved in pixel checkpoints: a change to what preprocess() shows the net, even one that
+# keeps the shape, gets a new number, and --play refuses a checkpoint made for another.
+PREPROCESSING_VERSION = 1
 
 
 def preprocess(frame):
@@ -59,7 +62,7 @@ def preprocess(frame):
     return (255 - block_sums // (BLOCK[0] * BLOCK[1])).astype(np.uint8)  # inverted: empty space is 0
 
 
-class PixelObservation(gym.Wrapper):
+class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replace the env's observation with its last frame_stack preprocessed screens.
 
     Each action is repeated for frame_skip frames (the rewards add up); info["frames"]
@@ -67,13 +70,16 @@ class PixelObservation(gym.Wrapper):
     """
 
     def __init__(self, env, frame_stack=FRAME_STACK, frame_skip=FRAME_SKIP):
-        super().__init__(env)
+        # recorded so that env.spec can make this env again, as gymnasium's own wrappers can
+        gym.utils.RecordConstructorArgs.__init__(self, frame_stack=frame_stack, frame_skip=frame_skip)
+        gym.Wrapper.__init__(self, env)
         self.frame_skip = frame_skip
         self.frames = collections.deque(maxlen=frame_stack)
         height, width = preprocess(np.zeros((400, 600, 3), np.uint8)).shape
         self.observation_space = gym.spaces.Box(0, 255, (frame_stack, height, width), np.uint8)
         # a video of these steps plays at real speed when each shows frame_skip frames' worth of time
         self.metadata = {**env.metadata, "render_fps": env.metadata.get("render_fps", 50) / frame_skip}
+        self.metadata["render_modes"] = ["rgb_array"]  # the observation is the rgb_array screen
 
     def reset(self, **kwargs):
         """Reset the env; the first observation is its first frame, repeated."""
@@ -136,30 +142,38 @@ class conv_q_net(nn.Module):
 
 
 class FrameMemory:
-    """The replay memory's frames, uint8: row i holds s (the first frames) and s_ (the last)."""
+    """The replay memory's frames, uint8: row i holds s (the first frames) and s_ (the last).
 
-    def __init__(self, capacity, shape):
+    For a one-step transition s_ is s shifted by one frame, so a row needs just one frame
+    more than s. An n-step transition's s_ lies further on: new_frames=frames keeps all of it.
+    """
+
+    def __init__(self, capacity, shape, new_frames=1):
         frames, height, width = shape
-        self.frames = np.zeros((capacity, frames + 1, height, width), dtype=np.uint8)
+        self.n_frames, self.new_frames = frames, new_frames
+        self.frames = np.zeros((capacity, frames + new_frames, height, width), dtype=np.uint8)
 
     def store(self, index, s, s_):
-        """Write transition index's frames: all of s, then the one frame s_ adds."""
-        self.frames[index, :-1] = s
-        self.frames[index, -1] = s_[-1]  # s_ is s shifted by one frame
+        """Write transition index's frames: all of s, then the frames s_ adds."""
+        self.frames[index, : self.n_frames] = s
+        self.frames[index, self.n_frames :] = s_[-self.new_frames :]
 
     def sample(self, index):
         """Batches of s and s_ as uint8 tensors (conv_q_net scales them)."""
         rows = self.frames[index]
-        return torch.from_numpy(rows[:, :-1]), torch.from_numpy(rows[:, 1:])
+        return torch.from_numpy(rows[:, : self.n_frames]), torch.from_numpy(rows[:, -self.n_frames :])
 
 
 class PixelDQN(dqn.DQN):
     """The blog's DQN on a stack of screens: conv_q_net, a FrameMemory, and autograd."""
 
+    n_step = 1  # beyond/nstep.py sets more: then a row's s_ is not s shifted by one frame
+
     def __init__(self, shape, n_actions, seed=None, device="cpu", **overrides):
         self.device = torch.device(device)  # where the CNN runs; the memory stays in host RAM
         super().__init__(tuple(shape), n_actions, seed, **overrides)
-        self.memory_frames = FrameMemory(self.memory_capacity, self.n_states)
+        new_frames = 1 if self.n_step == 1 else self.n_states[0]
+        self.memory_frames = FrameMemory(self.memory_capacity, self.n_states, new_frames)
 
     def make_net(self):
         """A fresh conv_q_net on the agent's device."""
@@ -174,13 +188,11 @@ class PixelDQN(dqn.DQN):
         with torch.inference_mode():
             return int(self.eval_net(torch.from_numpy(s)[None].to(self.device)).argmax())
 
-    def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
-        """Write s and s_ to the frame memory and [a, r] to the row, overwriting the oldest."""
-        index = self.memory_counter % self.memory_capacity
+    def write_row(self, index, s, a, r, s_, terminated):
+        """Write s and s_ to the frame memory and [a, r] to row index."""
         self.memory_frames.store(index, s, s_)
         self.memory[index] = a, r
         self.memory_terminated[index] = terminated
-        self.memory_counter += 1
 
     def batch_at(self, index):
         """Memory rows index as tensors s, a, r, s_ (uint8 frames), terminated."""

@@ -11,7 +11,7 @@ import torch
 import dqn
 from beyond.evaluation import evaluate
 from beyond.flags import parse_args
-from beyond.hooks import linear_epsilon
+from beyond.hooks import linear_schedule
 from conftest import ROOT, SHORT, assert_one_line_error, read_metrics, run_dqn
 
 
@@ -90,7 +90,7 @@ def test_hidden_and_learning_starts_and_train_every():
 
 
 def test_linear_epsilon_schedule():
-    schedule = linear_epsilon(0.0, 0.9, 100)
+    schedule = linear_schedule(0.0, 0.9, 100)
     assert [schedule(t) for t in (0, 50, 100, 1000)] == pytest.approx([0.0, 0.45, 0.9, 0.9])
 
 

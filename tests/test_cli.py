@@ -152,7 +152,7 @@ BAD_INPUTS = [
     (["--plot", "/proc/forbidden/plot.png"], "--plot"),
     (["--video", "clip.avi"], "--video"),
     (["--epsilon-start", "0.1"], "--epsilon-start"),
-    (["--grad-clip", "0"], "--grad-clip"),
+    (["--grad-clip", "-1"], "--grad-clip"),
     (["--run-name", "a/b"], "--run-name"),
     (["--no-such-flag"], "no-such-flag"),
 ]

@@ -114,7 +114,8 @@ def test_the_docs_speak_of_the_program_not_of_how_it_was_made(page):
 
 
 MODULES = ["dqn", "beyond.cli", "beyond.flags", "beyond.hooks", "beyond.evaluation", "beyond.files"]
-MODULES += ["beyond.watching", "beyond.pixels"]
+MODULES += ["beyond.watching", "beyond.pixels", "beyond.agents", "beyond.nstep", "beyond.dueling"]
+MODULES += ["beyond.prioritized", "beyond.sumtree"]
 
 
 @pytest.mark.parametrize("module_name", MODULES)

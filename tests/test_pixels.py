@@ -15,7 +15,16 @@ import dqn  # noqa: E402
 from beyond import pixels  # noqa: E402
 from beyond.cli import env_reward  # noqa: E402
 from beyond.flags import PRESETS, parse_args  # noqa: E402
-from beyond.pixels import FRAME_SKIP, FRAME_STACK, FrameMemory, PixelDQN, conv_q_net, preprocess  # noqa: E402
+from beyond.pixels import (  # noqa: E402
+    FRAME_SKIP,
+    FRAME_STACK,
+    PREPROCESSING_VERSION,
+    FrameMemory,
+    PixelDQN,
+    conv_q_net,
+    make_env,
+    preprocess,
+)
 
 SHAPE = (FRAME_STACK, 20, 40)
 SHORT_PIXELS = [
@@ -297,3 +306,28 @@ def test_a_checkpoint_saved_before_the_overlay_existed_plays_with_it(dqn_cli, tm
     first = np.asarray(imageio.mimread(video, memtest=False)[0])
     assert first.shape[:2] == (400 + PANEL_HEIGHT + FRAMES_HEIGHT, 600)
     assert "learning video" not in result.stdout  # a checkpoint holds one set of weights
+
+
+def test_a_checkpoint_for_another_preprocessing_is_refused(pixel_run, dqn_cli, tmp_path):
+    run_dir, _ = pixel_run
+    data = torch.load(run_dir / "model.pt", weights_only=True)
+    assert data["meta"]["preprocessing"] == PREPROCESSING_VERSION
+    data["meta"]["preprocessing"] = PREPROCESSING_VERSION + 1  # same shapes, another view
+    torch.save(data, tmp_path / "other_view.pt")
+    result = dqn_cli("--play", tmp_path / "other_view.pt", "--watch", "1")
+    assert_one_line_error(result, "preprocessing version", str(PREPROCESSING_VERSION + 1))
+
+
+def test_gymnasiums_env_checker_passes_on_the_pixel_env():
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    env = make_env("CartPole-v1", unwrapped=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)  # among its checks: env.spec makes the same env again, wrapper included
+    env.close()
+    assert env.spec.additional_wrappers[-1].name == "PixelObservation"
+    unexpected = [str(w.message) for w in caught if "different from the unwrapped" not in str(w.message)]
+    assert not unexpected

@@ -1,0 +1,42 @@
+"""Which agent a run trains: the blog's DQN or PixelDQN, with any of the extensions on top.
+
+The extensions are mixins (beyond/nstep.py, beyond/dueling.py, beyond/prioritized.py),
+each overriding a few of dqn.DQN's methods and calling super() for the rest, so that any
+subset of them stacks on either base agent.
+"""
+
+import dqn
+from beyond.dueling import Dueling, DuelingPixels
+from beyond.nstep import NStepReturns
+from beyond.pixels import PixelDQN
+from beyond.prioritized import PrioritizedReplay
+
+EXTENSION_DEFAULTS = dict(n_step=1, dueling=False, prioritized=False, per_alpha=0.6, per_beta=0.4)
+
+
+def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False):
+    """dqn.DQN or PixelDQN, with the chosen extensions mixed in."""
+    base = PixelDQN if pixels else dqn.DQN
+    dueling_mixin = DuelingPixels if pixels else Dueling
+    chosen = ((PrioritizedReplay, prioritized), (NStepReturns, n_step > 1), (dueling_mixin, dueling))
+    mixins = [mixin for mixin, on in chosen if on]
+    if not mixins:
+        return base
+    name = "".join(m.__name__ for m in mixins) + base.__name__
+    return type(name, (*mixins, base), {})
+
+
+def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settings):
+    """A fresh agent: settings are dqn.hyperparameters and EXTENSION_DEFAULTS' keys."""
+    extensions = {**EXTENSION_DEFAULTS, **{k: settings.pop(k) for k in EXTENSION_DEFAULTS if k in settings}}
+    cls = agent_class(pixels, extensions["n_step"], extensions["dueling"], extensions["prioritized"])
+    kwargs = dict(seed=seed, **settings)
+    if pixels:
+        kwargs["device"] = device
+    if extensions["n_step"] > 1:
+        kwargs["n_step"] = extensions["n_step"]
+    if extensions["prioritized"]:
+        kwargs.update(per_alpha=extensions["per_alpha"], per_beta=extensions["per_beta"])
+    agent = cls(shape, n_actions, **kwargs)
+    agent.extensions = extensions
+    return agent

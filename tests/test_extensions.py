@@ -1,0 +1,321 @@
+"""n-step returns, the dueling head and prioritized replay, each replayed by hand on a fixed batch."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import dqn
+from beyond.agents import agent_class, make_agent
+from beyond.dueling import DuelingHead, dueling_q_net
+from beyond.hooks import linear_schedule
+from beyond.pixels import FRAME_STACK, FrameMemory, PixelDQN
+from beyond.prioritized import PRIORITY_EPSILON
+from beyond.sumtree import SumTree
+from conftest import SHORT, assert_one_line_error, read_metrics, run_dqn
+
+GAMMA = 0.9
+
+
+def play_episode(agent, rewards, end, first_state=0.0):
+    """Store one episode whose step t has state [t + first_state] * 4 and reward rewards[t].
+
+    end: "terminated" or "truncated" ends it on its last step; "open" leaves it running.
+    Returns the states, so that s_t is states[t] and the last s_ is states[len(rewards)].
+    """
+    states = [np.full(4, first_state + t, np.float32) for t in range(len(rewards) + 1)]
+    for t, r in enumerate(rewards):
+        last = t == len(rewards) - 1
+        agent.store_transition(
+            states[t], t % 2, r, states[t + 1], last and end == "terminated", last and end == "truncated"
+        )
+    return states
+
+
+def n_step_row(rewards, t, n):
+    """Direct sum: (return, steps k summed, index of s_) of the transition that starts at step t.
+
+    k is n, or fewer where the episode ended (or, while it runs, has not yet gone) further.
+    """
+    k = min(n, len(rewards) - t)
+    return sum(GAMMA**i * rewards[t + i] for i in range(k)), k, t + k
+
+
+# n-step returns ---------------------------------------------------------------------
+
+
+def test_n_step_rows_match_a_direct_sum_with_flushed_tails():
+    agent = make_agent(4, 2, seed=0, gamma=GAMMA, memory_capacity=50, terminal_mask=True, n_step=3)
+    episodes = [([1.0, 2.0, 3.0, 4.0, 5.0], "terminated"), ([0.5, -1.0, 2.0, 0.25], "truncated"), ([7.0, 1.0], "open")]
+    row = 0
+    for number, (rewards, end) in enumerate(episodes):
+        states = play_episode(agent, rewards, end, first_state=100 * number)
+        for t in range(len(rewards)):
+            expected, k, next_index = n_step_row(rewards, t, 3)
+            s, a, r, s_, terminated, discount = agent.batch_at(np.array([row]))
+            assert r.item() == pytest.approx(expected, rel=1e-6), (number, t)
+            assert discount.item() == pytest.approx(GAMMA**k, rel=1e-6), (number, t)
+            torch.testing.assert_close(s_[0], torch.from_numpy(states[next_index]))
+            torch.testing.assert_close(s[0], torch.from_numpy(states[t]))
+            assert a.item() == t % 2
+            # only a row whose k steps reach a termination stops bootstrapping; truncation always bootstraps
+            assert terminated.item() == (end == "terminated" and next_index == len(rewards))
+            row += 1
+    assert agent.memory_counter == row  # one row per env step, as the blog's memory has
+
+
+def test_n_step_target_is_the_return_plus_discounted_bootstrap():
+    agent = make_agent(4, 2, seed=1, gamma=GAMMA, memory_capacity=50, terminal_mask=True, n_step=3, double=True)
+    play_episode(agent, [1.0, 2.0, 3.0, 4.0], "terminated")
+    play_episode(agent, [1.0, 1.0, 1.0, 1.0], "truncated", first_state=10)
+    index = np.arange(agent.memory_counter)
+    _, _, b_r, b_s_, b_terminated, discount = agent.batch_at(index)
+    with torch.no_grad():
+        target = agent.td_target(b_r, b_s_, b_terminated, discount)
+        best = agent.eval_net(b_s_).argmax(1, keepdim=True)
+        bootstrap = agent.target_net(b_s_).gather(1, best)
+    rewards = [1.0, 2.0, 3.0, 4.0]
+    for t in range(4):
+        expected, k, next_index = n_step_row(rewards, t, 3)
+        future = 0.0 if next_index == 4 else GAMMA**k * bootstrap[t].item()  # terminated: no future
+        assert target[t].item() == pytest.approx(expected + future, rel=1e-5)
+    for t in range(4, 8):  # truncated: every row bootstraps, the last ones with fewer steps
+        k = min(3, 8 - t)
+        expected = sum(GAMMA**i for i in range(k)) + GAMMA**k * bootstrap[t].item()
+        assert target[t].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_n_step_1_is_the_blogs_agent_and_its_run_is_unchanged(tmp_path):
+    assert agent_class(n_step=1) is dqn.DQN
+    assert type(make_agent(4, 2, n_step=1)) is dqn.DQN
+    runs = []
+    for extra in ([], ["--n-step", "1"]):
+        name = f"run{len(runs)}"
+        result = run_dqn(*SHORT, "--watch", "0", "--run-name", name, *extra, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs.append(
+            [
+                {k: v for k, v in r.items() if k != "wall_s"}
+                for r in read_metrics(tmp_path / "runs" / name / "metrics.csv")
+            ]
+        )
+    assert runs[0] == runs[1]
+
+
+def test_pixel_memory_keeps_the_frames_an_n_step_transition_needs():
+    agent = make_agent((FRAME_STACK, 20, 40), 2, seed=0, pixels=True, memory_capacity=20, n_step=3)
+    assert agent.memory_frames.frames.shape == (20, 2 * FRAME_STACK, 20, 40)
+    frames = [np.full((20, 40), 10 * t, np.uint8) for t in range(10)]
+    stacks = [np.stack(frames[t : t + FRAME_STACK]) for t in range(6)]
+    for t in range(5):
+        agent.store_transition(stacks[t], 0, 1.0, stacks[t + 1], terminated=t == 4)
+    b_s, _, b_r, b_s_, _, discount = agent.batch_at(np.arange(5))
+    for t in range(5):
+        k = min(3, 5 - t)
+        assert np.array_equal(b_s[t].numpy(), stacks[t]) and np.array_equal(b_s_[t].numpy(), stacks[t + k])
+        assert b_r[t].item() == pytest.approx(sum(agent.gamma**i for i in range(k)))
+        assert discount[t].item() == pytest.approx(agent.gamma**k)
+
+
+def test_frame_memory_one_step_rows_still_hold_one_new_frame():
+    memory = FrameMemory(2, (3, 1, 1))
+    memory.store(0, np.arange(3).reshape(3, 1, 1), np.arange(1, 4).reshape(3, 1, 1))
+    s, s_ = memory.sample(np.array([0]))
+    assert memory.frames.shape == (2, 4, 1, 1)
+    assert s.flatten().tolist() == [0, 1, 2] and s_.flatten().tolist() == [1, 2, 3]
+
+
+# the dueling head -------------------------------------------------------------------
+
+
+def test_dueling_head_is_value_plus_advantage_minus_its_mean():
+    torch.manual_seed(0)
+    head, h = DuelingHead(5, 3), torch.randn(7, 5)
+    v, a = head.value(h), head.advantage(h)
+    torch.testing.assert_close(head(h), v + a - a.mean(1, keepdim=True))
+    torch.testing.assert_close(head(h).mean(1, keepdim=True), v)  # the advantages average to zero
+
+
+@pytest.mark.parametrize("huber", [False, True])
+def test_dueling_update_gradients_equal_autograds(huber):
+    agent = make_agent(4, 2, seed=2, dueling=True, huber=huber, memory_capacity=100, learning_starts=0)
+    assert isinstance(agent.eval_net, dueling_q_net)
+    play_episode(agent, list(np.linspace(-1, 1, 60)), "terminated")
+    agent.learn()  # away from the initial weights
+    batch = agent.sample_batch()
+    weights = torch.linspace(0.2, 1.0, agent.batch_size)[:, None]
+    reference = dueling_q_net(4, 2, agent.hidden)
+    reference.load_state_dict(agent.eval_net.state_dict())
+    b_s, b_a, b_r, b_s_, _ = batch
+    with torch.no_grad():
+        q_target = agent.td_target(b_r, b_s_)
+    loss_fn = nn.functional.smooth_l1_loss if huber else nn.functional.mse_loss
+    loss = (loss_fn(reference(b_s).gather(1, b_a), q_target, reduction="none") * weights).mean()
+    loss.backward()
+    agent.optimizer.step = lambda: None  # keep the gradients to compare, not the step
+    got, _ = agent.update(*batch, weights=weights)
+    assert got == pytest.approx(loss.item(), rel=1e-5)
+    for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_dueling_greedy_action_is_the_argmax_of_q():
+    agent = make_agent(4, 2, seed=3, dueling=True)
+    states = np.random.default_rng(0).normal(scale=10, size=(200, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = agent.eval_net(torch.from_numpy(states)).argmax(1).tolist()
+    assert [agent.greedy_action(s) for s in states] == expected
+    assert len(set(expected)) == 2  # both actions occur, so the check can fail
+
+
+def test_dueling_pixels_puts_the_head_on_the_cnn():
+    agent = make_agent((FRAME_STACK, 20, 40), 2, seed=0, pixels=True, dueling=True, memory_capacity=10)
+    assert isinstance(agent, PixelDQN) and isinstance(agent.eval_net.fc[-1], DuelingHead)
+    assert agent.eval_net(torch.zeros(3, FRAME_STACK, 20, 40)).shape == (3, 2)
+
+
+# prioritized replay -----------------------------------------------------------------
+
+
+def test_sum_tree_totals_and_finds_by_cumulative_priority():
+    tree = SumTree(5)
+    tree[np.arange(5)] = [1.0, 2.0, 3.0, 4.0, 0.5]
+    assert tree.total == 10.5
+    assert tree.find([0.0, 0.99, 1.0, 2.99, 3.0, 5.99, 6.0, 9.99, 10.0, 10.49]).tolist() == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+    ]
+    tree[3] = 0.0
+    tree[np.array([1, 1, 2])] = 5.0  # a repeated row is set once
+    assert tree.total == 11.5 and tree[[0, 1, 2, 3, 4]].tolist() == [1.0, 5.0, 5.0, 0.0, 0.5]
+
+
+def prioritized_agent(**overrides):
+    agent = make_agent(4, 2, seed=4, prioritized=True, memory_capacity=64, learning_starts=0, **overrides)
+    play_episode(agent, list(np.linspace(-1, 1, 40)), "terminated")
+    return agent
+
+
+def test_new_rows_enter_at_the_highest_priority_so_far():
+    agent = prioritized_agent()
+    assert agent.priorities[np.arange(40)].tolist() == [1.0] * 40  # nothing learned yet: the initial maximum
+    agent.priorities[5] = 3.0
+    agent.max_priority = 3.0
+    agent.store_transition(np.zeros(4, np.float32), 0, 0.0, np.zeros(4, np.float32))
+    assert agent.priorities[40] == 3.0 and agent.priorities[41] == 0.0
+
+
+def test_sampling_frequencies_follow_the_priorities():
+    agent = prioritized_agent(batch_size=32)
+    priorities = np.linspace(0.1, 4.0, 40)
+    agent.priorities[np.arange(40)] = priorities
+    draws = 4000
+    drawn = []
+    for _ in range(draws):
+        agent.sample_batch()
+        drawn.append(agent.sampled_rows)
+    counts = np.bincount(np.concatenate(drawn), minlength=64)
+    n = draws * 32
+    p = priorities / priorities.sum()
+    assert counts[40:].sum() == 0  # rows not yet filled are never drawn
+    # each row's count is within 4 binomial standard deviations of n P(i) (stratified
+    # sampling only narrows the spread): a chance failure has odds below 1 in 10^3 over 40 rows
+    assert np.all(np.abs(counts[:40] - n * p) <= 4 * np.sqrt(n * p * (1 - p)))
+
+
+def test_importance_weights_are_the_formula_normalised_by_the_batch_max():
+    agent = prioritized_agent(per_beta=0.5)
+    agent.priorities[np.arange(40)] = np.arange(1, 41, dtype=float)
+    agent.sample_batch()
+    rows = agent.sampled_rows
+    prob = (rows + 1) / np.arange(1, 41).sum()
+    expected = (40 * prob) ** -0.5
+    np.testing.assert_allclose(agent.sampled_weights[:, 0].numpy(), expected / expected.max(), rtol=1e-6)
+
+
+def test_priorities_follow_the_td_errors_after_a_learn_step():
+    agent = prioritized_agent(per_alpha=0.7)
+    state = agent.rng.bit_generator.state
+    agent.sample_batch()
+    rows = agent.sampled_rows.copy()
+    batch = agent.batch_at(rows)
+    with torch.no_grad():
+        td = (agent.eval_net(batch[0]).gather(1, batch[1]) - agent.td_target(batch[2], batch[3])).numpy()[:, 0]
+    agent.rng.bit_generator.state = state
+    agent.learn()
+    assert np.array_equal(agent.sampled_rows, rows)
+    last = {row: i for i, row in enumerate(rows)}  # a row drawn twice keeps its last priority
+    expected = [(abs(td[i]) + PRIORITY_EPSILON) ** 0.7 for i in last.values()]
+    np.testing.assert_allclose(agent.priorities[list(last)], expected, rtol=1e-5)
+    assert agent.max_priority == pytest.approx(max(1.0, max(expected)))
+
+
+def test_beta_rises_linearly_to_one():
+    schedule = linear_schedule(0.4, 1.0, 1000)
+    assert [schedule(s) for s in (0, 500, 1000, 5000)] == pytest.approx([0.4, 0.7, 1.0, 1.0])
+
+
+# together and from the command line -------------------------------------------------
+
+
+SUBSETS = [
+    dict(n_step=n_step, dueling=dueling, prioritized=prioritized)
+    for n_step in (1, 3)
+    for dueling in (False, True)
+    for prioritized in (False, True)
+    if n_step > 1 or dueling or prioritized
+]
+
+
+@pytest.mark.parametrize("pixels", [False, True], ids=["state", "pixels"])
+@pytest.mark.parametrize("extensions", SUBSETS, ids=lambda e: "+".join(k for k, v in e.items() if v > 1 or v is True))
+def test_any_subset_stacks_on_either_agent_and_learns(pixels, extensions):
+    shape = (FRAME_STACK, 20, 40) if pixels else 4
+    fixes = dict(terminal_mask=True, double=True, huber=True, grad_clip=10.0)
+    agent = make_agent(shape, 2, seed=5, pixels=pixels, memory_capacity=100, learning_starts=0, **fixes, **extensions)
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        s = rng.integers(0, 255, size=shape, dtype=np.uint8) if pixels else rng.normal(size=4).astype(np.float32)
+        agent.store_transition(s, t % 2, 1.0, s, terminated=t % 20 == 19)
+    before = [p.clone() for p in agent.eval_net.parameters()]
+    losses = [agent.learn() for _ in range(3)]
+    assert all(np.isfinite(losses))
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters(), strict=True))
+    assert agent.greedy_action(s) in (0, 1)
+    if extensions["prioritized"]:
+        assert agent.priorities.total != 60 * 1.0  # the learned rows' priorities moved
+
+
+def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
+    result = dqn_cli(*SHORT, "--n-step", "3", "--dueling", "--prioritized", "--watch", "0", "--run-name", "ext")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "ext"
+    checkpoint = torch.load(run_dir / "model.pt", weights_only=True)
+    assert checkpoint["meta"]["extensions"] == dict(
+        n_step=3, dueling=True, prioritized=True, per_alpha=0.6, per_beta=0.4
+    )
+    played = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", run_dir / "played.gif")
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert (run_dir / "played.gif").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--n-step", "0"], ["--n-step", "0"]),
+        (["--n-step", "300", "--memory-capacity", "200"], ["--n-step", "--memory-capacity"]),
+        (["--prioritized", "--per-alpha", "1.5"], ["--per-alpha", "[0, 1]"]),
+        (["--prioritized", "--per-beta", "-0.1"], ["--per-beta", "[0, 1]"]),
+        (["--prioritized", "--per-beta-steps", "0"], ["--per-beta-steps"]),
+    ],
+)
+def test_bad_extension_values_are_one_line_errors(dqn_cli, args, needles):
+    assert_one_line_error(dqn_cli(*args), *needles)
