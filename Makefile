@@ -1,7 +1,7 @@
 # Every figure and number in the READMEs and docs/ comes from one of these targets.
 PY ?= python
 
-.PHONY: test lint notebooks figures speed ablation pixels links bench all
+.PHONY: test lint notebooks figures speed ablation tune extension-cost pixels links bench all
 test:
 	$(PY) -m pytest
 
@@ -19,8 +19,14 @@ figures:            ## docs/rewards.png, docs/agent.gif, docs/learning.gif, benc
 speed:              ## bench/results/speed.md: dqn.py vs the blog's literal code (and SB3 if installed)
 	$(PY) bench/speed.py
 
-ablation:           ## bench/results/ablation.md and the per-configuration CSVs and PNGs
+ablation:           ## bench/results/ablation.md and ablation.png: every row judged on seeds 0-9 (resumes)
 	$(PY) bench/ablation.py
+
+tune:               ## bench/results/tune.db, tune_trials.csv, tune_best.json: the study behind --preset tuned (resumes)
+	$(PY) bench/tune.py --n-jobs 2
+
+extension-cost:     ## bench/results/extension_cost.md: env steps/s with each extension flag
+	$(PY) bench/extension_cost.py
 
 pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two at a time (about 35 minutes)
 	$(PY) bench/seeds.py --name pixels --seeds 3 --jobs 2 --solved 195 --window 300000 \
@@ -29,6 +35,6 @@ pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two
 links:              ## point the dqn.py#L and beyond/*.py#L links of the READMEs and docs/ at the right lines
 	$(PY) bench/readme_links.py
 
-bench: figures speed ablation pixels
+bench: figures speed extension-cost tune ablation pixels
 
 all: bench links lint test

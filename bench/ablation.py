@@ -1,139 +1,218 @@
-"""The ablation in docs/going-further.md: the blog's defaults, each known fix alone on top, and the preset.
+"""The ablation in docs/going-further.md, every row judged by bench/judge.py on the same seeds.
 
-Every row is `bench/seeds.py` over --seeds seeds (default 5), with a greedy evaluation on
-CartPole-v1 every 2,500 env steps, a 50,000-step budget and a stop at eval >= 475. Then
-`--preset tuned` exactly as a user runs it (its own eval every 1,000 steps) over 10 seeds.
+Rows: the blog's defaults (on its own shaped task, and on the standard task); each known
+fix alone on the standard task, the earlier ones and the three extensions (these also on
+top of the terminal mask, which the standard task's reward needs); the tuned
+preset; the preset without each of its parts; and Stable-Baselines3's DQN with the
+rl-zoo's values (bench/sb3_anchor.py). One seed at a time, in this process.
 
-    python bench/ablation.py                 # about 15 minutes on 2 cores
-    python bench/ablation.py --seeds 3 --only blog tuned
+Resumable: each seed's result is appended to bench/results/judge/<row>.jsonl as soon as
+it is done, and a rerun skips the seeds a row already has (so after a change to the code or
+to the preset, delete the files of the rows it affects).
 
-Writes bench/results/ablation.md, ablation.png and each row's CSV/PNG/JSON.
+    python bench/ablation.py                        # every row, seeds 0-9 (a few hours on one core)
+    python bench/ablation.py --rows tuned sb3-zoo --interleave   # only these, seed by seed
+    python bench/ablation.py --table-only           # the table and figure from the results so far
+
+Writes bench/results/ablation.md and ablation.png.
 """
 
 import argparse
-import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+import intervals
+import numpy as np
+from judge import BUDGET, REPORT_SEEDS, describe, judge, seed_list
+
+from beyond.flags import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-BUDGET = ["--eval-every", "2500", "--max-env-steps", "50000", "--episodes", "100000", "--early-stop", "475"]
-ROWS = {  # name: (flags on top of the blog's defaults, what the row shows)
-    "blog": ([], "the blog's defaults (unwrapped v0, shaped reward)"),
+EPSILON_SCHEDULE = ["--epsilon-start", "0", "--epsilon-end", "0.99", "--epsilon-steps", "10000"]
+ROWS = {  # name: (dqn.py flags, on top of the standard task unless they change it; what the row shows)
+    "blog-shaped": (["--env", "CartPole-v0", "--reward", "shaped"], "the blog's own task: unwrapped v0, shaped reward"),
+    "blog": ([], "the blog's defaults on the standard task"),
     "terminal-mask": (["--terminal-mask"], "+ no bootstrap from terminated states"),
     "double": (["--double"], "+ Double DQN target"),
     "huber": (["--huber"], "+ Huber loss"),
     "grad-clip": (["--grad-clip", "10"], "+ gradient norm clipped at 10"),
-    "epsilon-schedule": (
-        ["--epsilon-start", "0", "--epsilon-end", "0.99", "--epsilon-steps", "10000"],
-        "+ greedy probability 0 → 0.99 over 10k steps",
-    ),
-    "standard-task": (["--env", "CartPole-v1", "--reward", "env"], "+ CartPole-v1 and its own reward"),
-    "tuned": (["--preset", "tuned"], "`--preset tuned` (all of the above, retuned)"),
+    "epsilon-schedule": (EPSILON_SCHEDULE, "+ greedy probability 0 → 0.99 over 10k steps"),
+    "n-step": (["--n-step", "3"], "+ 3-step returns"),
+    "dueling": (["--dueling"], "+ dueling head"),
+    "prioritized": (["--prioritized"], "+ prioritized replay"),
+    "terminal-mask-n-step": (["--terminal-mask", "--n-step", "3"], "+ terminal mask and 3-step returns"),
+    "terminal-mask-dueling": (["--terminal-mask", "--dueling"], "+ terminal mask and dueling head"),
+    "terminal-mask-prioritized": (["--terminal-mask", "--prioritized"], "+ terminal mask and prioritized replay"),
+    "tuned": (["--preset", "tuned"], "`--preset tuned`"),
+    "sb3-zoo": (None, "Stable-Baselines3 DQN, rl-zoo's CartPole-v1 values"),
+}
+PARTS = {  # a part of the preset: (what turns it off, what it is)
+    "terminal_mask": (["--no-terminal-mask"], "the terminal mask"),
+    "double": (["--no-double"], "Double DQN"),
+    "huber": (["--no-huber"], "the Huber loss"),
+    "grad_clip": (["--grad-clip", "0"], "gradient clipping"),
+    "n_step": (["--n-step", "1"], "n-step returns"),
+    "dueling": (["--no-dueling"], "the dueling head"),
+    "prioritized": (["--no-prioritized"], "prioritized replay"),
 }
 
 
-def run_row(name, flags, seeds, out, budget=BUDGET):
-    command = [
-        sys.executable,
-        str(ROOT / "bench" / "seeds.py"),
-        "--name",
-        name,
-        "--seeds",
-        str(seeds),
-        "--out",
-        str(out),
-        "--",
-        *budget,
-        *flags,
+def without_each_part():
+    """Rows for the tuned preset without each part it has on."""
+    preset = PRESETS["tuned"]
+    on = [name for name in PARTS if (preset.get(name, 1) > 1 if name == "n_step" else bool(preset.get(name)))]
+    rows = {}
+    for name in on:
+        flags, what = PARTS[name]
+        rows[f"tuned-no-{name.replace('_', '-')}"] = (["--preset", "tuned", *flags], f"preset without {what}")
+    return rows
+
+
+ROWS = {**{k: v for k, v in ROWS.items() if k != "sb3-zoo"}, **without_each_part(), "sb3-zoo": ROWS["sb3-zoo"]}
+PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]
+
+
+def row_path(out, name):
+    return out / "judge" / f"{name}.jsonl"
+
+
+def load(out, name):
+    """The seeds a row has so far: {seed: result}."""
+    path = row_path(out, name)
+    if not path.exists():
+        return {}
+    return {r["seed"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def run_row(out, name, seeds, budget):
+    """Judge the row's missing seeds, appending each result as soon as it is done."""
+    done = load(out, name)
+    row_path(out, name).parent.mkdir(parents=True, exist_ok=True)
+    for seed in seeds:
+        if seed in done:
+            continue
+        if ROWS[name][0] is None:
+            from sb3_anchor import judge_sb3
+
+            result = judge_sb3(seed)
+        else:
+            result = judge(ROWS[name][0], seed, budget)
+        print(f"{name}: {describe(result)}", flush=True)
+        with open(row_path(out, name), "a") as f:
+            f.write(json.dumps(result) + "\n")
+
+
+def steps_to_solve(results):
+    """Env steps to solve per seed, inf where unsolved."""
+    return [r["solved_at"] if r["solved_at"] is not None else np.inf for r in results]
+
+
+def table(out, names, seeds, budget):
+    lines = [
+        f"Every row: `python bench/ablation.py --rows ROW` — seeds {seeds[0]}–{seeds[-1]}, a greedy "
+        f"evaluation (20 episodes of CartPole-v1) every 1,000 env steps, solved at the first mean ≥ 475 "
+        f"within {budget:,} env steps (the SB3 row: its 50,000), that agent confirmed on 100 fresh episodes. "
+        "Medians and IQMs count an unsolved seed as the worst; brackets are 95% bootstrap intervals.",
+        "",
+        "| configuration | flags | solved | env steps to solve: median [95% CI] | IQM [95% CI] | "
+        "confirmed on 100 episodes: median (how many ≥ 475) | wall s per seed (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return json.loads((out / f"{name}.json").read_text())
+    for name in names:
+        results = [r for s, r in sorted(load(out, name).items()) if s in seeds]
+        if not results:
+            continue
+        summary = intervals.summarize(steps_to_solve(results))
+        median, iqm = intervals.fmt_summary(summary, budget)
+        solved = [r for r in results if r["solved_at"] is not None]
+        confirms = [r["confirm_mean"] for r in solved]
+        passed = sum(c >= 475 for c in confirms)
+        confirm = f"{np.median(confirms):.1f} ({passed}/{len(solved)} ≥ 475)" if solved else "—"
+        flags = "rl-zoo values" if ROWS[name][0] is None else " ".join(ROWS[name][0]) or "(none)"
+        lines.append(
+            f"| {ROWS[name][1]} | `{flags}` | {len(solved)}/{len(results)} | {median} | {iqm} | {confirm} | "
+            f"{np.median([r['wall_s'] for r in results]):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
-def figure(names, out):
+COMPARISONS = [  # (row, against): how likely a seed of row solves sooner than a seed of against
+    ("tuned", "sb3-zoo"),
+    *(("tuned", name) for name in ROWS if name.startswith("tuned-no-")),
+    ("terminal-mask-n-step", "terminal-mask"),
+    ("terminal-mask-dueling", "terminal-mask"),
+    ("terminal-mask-prioritized", "terminal-mask"),
+]
+
+
+def comparisons(out, seeds):
+    """The probability of improvement of each pair in COMPARISONS, as a markdown table."""
+    lines = [
+        "",
+        "Probability that a seed of the first row solves in fewer env steps than a seed of the second "
+        "(ties count half; 0.5 is no difference), with a 95% bootstrap interval:",
+        "",
+        "| row | against | P(fewer steps) [95% CI] |",
+        "|---|---|---|",
+    ]
+    for name, against in COMPARISONS:
+        rows = [[r for s, r in sorted(load(out, n).items()) if s in seeds] for n in (name, against)]
+        if all(rows):
+            p, (low, high) = intervals.probability_of_improvement(*map(steps_to_solve, rows))
+            lines.append(f"| {ROWS[name][1]} | {ROWS[against][1]} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+    return "\n".join(lines) + "\n"
+
+
+def profile_figure(out, names, seeds, budget, path):
+    """Fraction of seeds solved by each env step, with a 95% bootstrap band: a performance profile."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    grid = np.arange(0, budget + 1, 1000)
+    rng = np.random.default_rng(0)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name in names:
-        with open(out / f"{name}_curve.csv") as f:
-            rows = list(csv.DictReader(f))
-        steps = [float(r["env_steps"]) for r in rows]
-        (line,) = ax.plot(steps, [float(r["mean"]) for r in rows], label=name, lw=2.5 if name == "tuned" else 1.2)
-        if name in ("blog", "tuned"):
-            ax.fill_between(
-                steps,
-                [float(r["ci_low"]) for r in rows],
-                [float(r["ci_high"]) for r in rows],
-                color=line.get_color(),
-                alpha=0.2,
-            )
-    ax.axhline(475, color="grey", ls="--", lw=1)
+        results = [r for s, r in sorted(load(out, name).items()) if s in seeds]
+        if not results:
+            continue
+        steps = np.array(steps_to_solve(results))
+        solved_by = (steps[:, None] <= grid[None, :]).astype(float)
+        resampled = solved_by[rng.integers(len(steps), size=(2000, len(steps)))].mean(1)
+        low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
+        (line,) = ax.step(grid, solved_by.mean(0), where="post", label=f"{name} ({len(steps)} seeds)")
+        ax.fill_between(grid, low, high, step="post", color=line.get_color(), alpha=0.15)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("greedy eval return, CartPole-v1 (mean of seeds)")
-    ax.set_title(
-        "Each fix on top of the blog's DQN, and the tuned preset (95% CI shaded);\n"
-        "a run's curve ends where it reached 475 and stopped",
-        fontsize=10,
-    )
-    ax.legend(fontsize=8, loc="center right")
+    ax.set_ylabel("fraction of seeds solved")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Seeds solved (greedy eval ≥ 475) by each env step, 95% bootstrap bands", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(out / "ablation.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--tuned-seeds", type=int, default=10)
-    p.add_argument("--only", nargs="*", choices=sorted(ROWS), default=sorted(ROWS, key=list(ROWS).index))
+    p.add_argument("--rows", nargs="*", choices=list(ROWS), default=list(ROWS))
+    p.add_argument("--seeds", type=seed_list, default=list(REPORT_SEEDS))
+    p.add_argument("--budget", type=int, default=BUDGET)
+    p.add_argument("--table-only", action="store_true", help="no training: the table and figure from saved results")
+    p.add_argument("--interleave", action="store_true", help="run seed by seed across the rows, not row by row")
     p.add_argument("--out", default=str(RESULTS))
-    p.add_argument("--replot", action="store_true", help="rebuild the table and figure from the saved results")
     args = p.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    if args.replot:
-        summaries = {name: json.loads((out / f"{name}.json").read_text()) for name in args.only}
-    else:
-        summaries = {name: run_row(name, ROWS[name][0], args.seeds, out) for name in args.only}
-    lines = [
-        f"Each row: `python bench/seeds.py --seeds {args.seeds} -- {' '.join(BUDGET)} FLAGS` "
-        "(greedy eval: 20 episodes of CartPole-v1).",
-        "",
-        "| configuration | flags | median env steps to eval ≥ 475 | solved within 50k | median final eval | "
-        "median wall s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, s in summaries.items():
-        steps = f"{s['median_steps_to_solve']:,.0f}" if s["median_steps_to_solve"] is not None else "not reached"
-        lines.append(
-            f"| {ROWS[name][1]} | `{' '.join(ROWS[name][0]) or '(none)'}` | {steps} | "
-            f"{s['solved_within_window']} | {s['median_final_eval']:.0f} | {s['median_wall_s']:.0f} |"
-        )
-    if "tuned" in args.only and args.tuned_seeds:
-        t = (
-            json.loads((out / "tuned10.json").read_text())
-            if args.replot
-            else run_row("tuned10", ROWS["tuned"][0], args.tuned_seeds, out, budget=[])
-        )  # as a user runs it
-        steps = f"{t['median_steps_to_solve']:,.0f}" if t["median_steps_to_solve"] is not None else "not reached"
-        lines += [
-            "",
-            f"`python dqn.py --preset tuned` (its own greedy eval every 1,000 env steps) over "
-            f"{args.tuned_seeds} seeds (`bench/results/tuned10.csv`): median "
-            f"**{steps}** env steps to a greedy eval ≥ 475, **{t['solved_within_window']}** seeds within "
-            f"50,000 steps, median final eval {t['median_final_eval']:.0f}, median wall "
-            f"{t['median_wall_s']:.0f} s per seed (two seeds at a time on 2 cores).",
-        ]
-    figure(list(summaries), out)
-    text = "\n".join(lines) + "\n"
+    if args.interleave:  # seed by seed across the rows, so that their wall times share the machine's moods
+        for seed in args.seeds:
+            for name in args.rows:
+                run_row(out, name, [seed], args.budget)
+    elif not args.table_only:
+        for name in args.rows:
+            run_row(out, name, args.seeds, args.budget)
+    text = table(out, list(ROWS), args.seeds, args.budget) + comparisons(out, args.seeds)
     (out / "ablation.md").write_text(text)
+    profile_figure(out, PROFILE_ROWS, args.seeds, args.budget, out / "ablation.png")
     print(text)
 
 

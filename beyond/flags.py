@@ -29,18 +29,28 @@ STANDARD_TASK = dict(
     early_stop=475.0,
     episodes=100_000,
 )
-# Presets: values chosen with bench/seeds.py (see docs/going-further.md).
+# Presets: sets of defaults (see docs/going-further.md and docs/pixels.md).
 PRESETS = {
     "blog": {},
+    # The best trial of the study in bench/tune.py (bench/results/tune_best.json; a test keeps them equal)
     "tuned": dict(
         STANDARD_TASK,
-        lr=3e-3,
+        lr=0.00988116445361195,
         batch_size=64,
-        hidden=128,
-        memory_capacity=50_000,
-        target_replace_iter=200,
-        epsilon_end=0.98,
-        epsilon_steps=4000,
+        hidden=256,
+        gamma=0.98,
+        target_replace_iter=50,
+        learning_starts=500,
+        memory_capacity=20_000,
+        epsilon_end=1.0,
+        epsilon_steps=5000,
+        double=False,
+        huber=True,
+        grad_clip=10.0,
+        n_step=5,
+        dueling=False,
+        prioritized=True,
+        per_alpha=0.8,
         eval_every=1000,
         max_env_steps=100_000,
     ),

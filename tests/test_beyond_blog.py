@@ -157,7 +157,7 @@ def test_flags_run_end_to_end_and_repeat_bit_for_bit(tmp_path):
 
 def test_preset_sets_defaults_and_explicit_flags_win():
     args = parse_args(["--preset", "tuned", "--lr", "0.005"])
-    assert args.env == "CartPole-v1" and args.reward == "env" and args.double and args.terminal_mask
+    assert args.env == "CartPole-v1" and args.reward == "env" and args.prioritized and args.terminal_mask
     assert args.lr == 0.005
     assert args.early_stop == 475.0
     blog = parse_args([])

@@ -319,3 +319,11 @@ def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
 )
 def test_bad_extension_values_are_one_line_errors(dqn_cli, args, needles):
     assert_one_line_error(dqn_cli(*args), *needles)
+
+
+def test_a_presets_switches_can_be_turned_off_again():
+    from beyond.flags import parse_args
+
+    args = parse_args(["--preset", "tuned", "--no-double", "--no-huber", "--grad-clip", "0", "--n-step", "1"])
+    assert (args.double, args.huber, args.grad_clip, args.n_step) == (False, False, None, 1)
+    assert args.terminal_mask  # what was not turned off stays the preset's

@@ -1,0 +1,115 @@
+"""Summaries of a result over seeds: median and IQM with 95% bootstrap confidence intervals.
+
+IQM, the interquartile mean, averages the middle half of the seeds: steadier than the
+median, less swayed by one bad seed than the mean. The intervals resample the seeds
+(scipy.stats.bootstrap, percentile method, a fixed random state so that a rerun prints
+the same interval). An unsolved seed enters as +inf, the worst value, so that it is never
+mistaken for a number of steps: a median or bound past the budget reads "unsolved".
+"""
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+RESAMPLES = 10_000
+UNSOLVED = 1e12  # what +inf becomes inside the bootstrap, which needs finite numbers
+
+
+def iqm(values, axis=-1):
+    """Interquartile mean: the mean of the middle 50% (25% trimmed from each end)."""
+    return stats.trim_mean(values, 0.25, axis=axis)
+
+
+def median(values, axis=-1):
+    return np.median(values, axis=axis)
+
+
+def summarize(values, seed=0):
+    """dict(n, median, median_ci, iqm, iqm_ci) of values (one per seed; inf = unsolved)."""
+    x = np.where(np.isinf(np.asarray(values, dtype=float)), UNSOLVED, values).astype(float)
+    largest = x[x < UNSOLVED].max(initial=-np.inf)  # no statistic of solved seeds alone goes past it
+
+    def back(value):  # a statistic that reached into the unsolved seeds is itself unsolved
+        return float("inf") if value > largest else value
+
+    summary = dict(n=len(x))
+    for name, statistic in (("median", median), ("iqm", iqm)):
+        point = float(statistic(x))
+        if np.all(x == x[0]):  # every seed alike: resampling cannot move the statistic
+            low, high = point, point
+        else:
+            result = stats.bootstrap(
+                (x,),
+                statistic,
+                n_resamples=RESAMPLES,
+                confidence_level=CONFIDENCE,
+                method="percentile",
+                random_state=np.random.default_rng(seed),
+            )
+            low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        summary[name], summary[f"{name}_ci"] = back(point), (back(low), back(high))
+    return summary
+
+
+def probability_of_improvement(x, y, seed=0):
+    """P(X < Y) for a random seed of each (ties count half), with a 95% bootstrap interval.
+
+    x, y: per-seed values where lower is better (env steps to solve; inf = unsolved). The
+    interval resamples the seeds of both rows independently.
+    """
+
+    def statistic(a, b, axis=-1):
+        a, b = np.expand_dims(a, -1), np.expand_dims(b, -2)
+        return ((a < b) + 0.5 * (a == b)).mean(axis=(-2, -1))
+
+    x, y = (np.where(np.isinf(np.asarray(v, dtype=float)), UNSOLVED, v).astype(float) for v in (x, y))
+    point = float(statistic(x, y))
+    result = stats.bootstrap(
+        (x, y),
+        statistic,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        paired=False,
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    return point, (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def fmt(value, budget=None, digits=0):
+    """A number for a table: thousands separated; inf (or past budget) as 'unsolved'."""
+    if value is None or np.isinf(value) or (budget is not None and value > budget):
+        return "unsolved"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_summary(summary, budget=None, digits=0):
+    """'median [low, high]' and 'iqm [low, high]' strings for a table row."""
+    return tuple(
+        f"{fmt(summary[k], budget, digits)} [{fmt(summary[k + '_ci'][0], budget, digits)}, "
+        f"{fmt(summary[k + '_ci'][1], budget, digits)}]"
+        for k in ("median", "iqm")
+    )
+
+
+def main():
+    """python bench/intervals.py FILE.csv COLUMN: one column of a per-seed table, summarised."""
+    import argparse
+    import csv
+
+    p = argparse.ArgumentParser(description="Median and IQM, with 95% bootstrap intervals, of a per-seed CSV column.")
+    p.add_argument("csv")
+    p.add_argument("column")
+    p.add_argument("--digits", type=int, default=1)
+    args = p.parse_args()
+    with open(args.csv) as f:
+        rows = list(csv.DictReader(f))
+    values = [float(r[args.column]) if r[args.column] not in ("", "None") else np.inf for r in rows]
+    median_text, iqm_text = fmt_summary(summarize(values), digits=args.digits)
+    per_seed = ", ".join(fmt(v, digits=args.digits) for v in values)
+    print(f"{args.column} over {len(values)} seeds: median {median_text}, IQM {iqm_text}; per seed: {per_seed}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Choose --preset tuned's values with an Optuna study, on the judge's task (bench/judge.py).
+
+Each trial picks hyperparameters and extension flags, then trains on a few tuning seeds
+(1000 and up: apart from the report seeds 0-9) within a budget of env steps. Its value is
+the median over those seeds of the env steps to solve, an unsolved seed counting as twice
+the budget. After each seed the trial reports its running mean, so that a trial already
+worse than most earlier ones at that point is pruned; so is a trial with an unsolved seed,
+since the preset has to solve every seed.
+
+The study lives in a SQLite file under bench/results by default: no server, and a study
+stopped halfway resumes where it was. --storage takes any URL Optuna accepts (PostgreSQL,
+MySQL), so that workers on several machines join one study; --n-jobs starts that many
+worker processes here. A run with one worker from an empty study, with the same
+--sampler-seed and --n-trials, proposes the same trials as before and gets the same
+results (each trial's training is seeded). A resumed study continues with a seed of its
+own. With several workers, which trial sees which results depends on timing, so the
+trials differ from run to run.
+
+    python bench/tune.py --n-trials 150 --n-jobs 2          # resumes bench/results/tune.db
+    python bench/tune.py --storage postgresql://user@host/db --study-name tuned --n-trials 300
+
+Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
+"""
+
+import argparse
+import csv
+import json
+import multiprocessing
+import statistics
+import sys
+from pathlib import Path
+
+import optuna
+from judge import judge, seed_list
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DEFAULT_STORAGE = f"sqlite:///{RESULTS / 'tune.db'}"
+
+
+def suggest(trial):
+    """The trial's values: dqn.py's own settings and the extension flags, by flag name."""
+    values = dict(
+        lr=trial.suggest_float("lr", 3e-4, 1e-2, log=True),
+        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
+        hidden=trial.suggest_categorical("hidden", [64, 128, 256]),
+        gamma=trial.suggest_categorical("gamma", [0.95, 0.98, 0.99]),
+        target_replace_iter=trial.suggest_categorical("target_replace_iter", [25, 50, 100, 200, 500]),
+        learning_starts=trial.suggest_categorical("learning_starts", [250, 500, 1000, 2000]),
+        memory_capacity=trial.suggest_categorical("memory_capacity", [5000, 20000, 50000]),
+        epsilon_end=trial.suggest_categorical("epsilon_end", [0.9, 0.95, 0.98, 1.0]),
+        epsilon_steps=trial.suggest_categorical("epsilon_steps", [1000, 2500, 5000, 10000]),
+        double=trial.suggest_categorical("double", [False, True]),
+        huber=trial.suggest_categorical("huber", [False, True]),
+        grad_clip=trial.suggest_categorical("grad_clip", [0.0, 10.0]),
+        n_step=trial.suggest_categorical("n_step", [1, 2, 3, 5]),
+        dueling=trial.suggest_categorical("dueling", [False, True]),
+        prioritized=trial.suggest_categorical("prioritized", [False, True]),
+    )
+    if values["prioritized"]:
+        values["per_alpha"] = trial.suggest_categorical("per_alpha", [0.4, 0.6, 0.8])
+    return values
+
+
+def as_flags(values):
+    """dqn.py flags for a dict of values, on top of the standard task's terminal mask and schedule start."""
+    flags = ["--terminal-mask", "--epsilon-start", "0"]
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags += [flag] if value else []
+        elif name == "grad_clip":
+            flags += [flag, str(value)] if value else []
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def objective(trial, seeds, budget):
+    """Median env steps to solve over the tuning seeds (unsolved: 2 x budget); pruned early when poor."""
+    flags = as_flags(suggest(trial))
+    steps = []
+    for i, seed in enumerate(seeds):
+        result = judge(flags, seed, budget)
+        steps.append(result["solved_at"] or 2 * budget)
+        trial.set_user_attr(f"seed{seed}", dict(solved_at=result["solved_at"], wall_s=round(result["wall_s"], 1)))
+        trial.report(statistics.mean(steps), i)
+        if result["solved_at"] is None or trial.should_prune():  # a preset must solve every seed
+            raise optuna.TrialPruned()
+    return statistics.median(steps)
+
+
+# The preset's values before this study (within the search space): the first trial, so
+# that the search starts from a known working point rather than from random ones alone.
+PREVIOUS_PRESET = dict(
+    lr=3e-3,
+    batch_size=64,
+    hidden=128,
+    gamma=0.99,
+    target_replace_iter=200,
+    learning_starts=1000,
+    memory_capacity=50000,
+    epsilon_end=0.98,
+    epsilon_steps=5000,
+    double=True,
+    huber=True,
+    grad_clip=10.0,
+    n_step=1,
+    dueling=False,
+    prioritized=False,
+)
+
+
+def open_study(args, worker=0):
+    """The study, created or resumed; its sampler seeded by --sampler-seed, the worker and the trials so far.
+
+    A resumed study must not replay the random proposals its first run already made, and
+    two workers must not propose the same ones: both get their own seed.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=args.study_name,
+        storage=args.storage,
+        load_if_exists=True,
+        direction="minimize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+    )
+    existing = len(study.get_trials(deepcopy=False))
+    if not existing:
+        study.enqueue_trial(PREVIOUS_PRESET)
+    seed = args.sampler_seed + 10_007 * worker + existing
+    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    return study
+
+
+def work(args, worker=0):
+    """One worker: run trials until the study holds --n-trials finished ones (or --timeout passes)."""
+    study = open_study(args, worker)
+    done = optuna.study.MaxTrialsCallback(
+        args.n_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    )
+
+    def log(study, trial):
+        print(f"trial {trial.number}: {trial.state.name.lower()} {trial.value}", flush=True)
+
+    study.optimize(
+        lambda trial: objective(trial, args.seeds, args.budget),
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        callbacks=[done, log],
+    )
+
+
+def write_results(study, out):
+    """The trials table (CSV) and the best trial's values (JSON)."""
+    out.mkdir(parents=True, exist_ok=True)
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({name for t in trials for name in t.params})
+    with open(out / "tune_trials.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "state", "value", "duration_s", *names, "seeds"])
+        for t in trials:
+            duration = t.duration.total_seconds() if t.duration else ""
+            seeds = json.dumps({k: v for k, v in t.user_attrs.items()})
+            writer.writerow([t.number, t.state.name, t.value, duration, *(t.params.get(n, "") for n in names), seeds])
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial
+        (out / "tune_best.json").write_text(
+            json.dumps(
+                dict(trial=best.number, value=best.value, params=best.params, flags=as_flags(best.params)), indent=1
+            )
+            + "\n"
+        )
+    return len(trials), len(complete)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-trials", type=int, default=150, help="stop once the study holds this many finished trials")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--timeout", type=float, default=None, help="seconds after which each worker stops starting trials")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="an Optuna storage URL")
+    p.add_argument("--study-name", default="tuned")
+    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--seeds", type=seed_list, default=list(range(1000, 1005)), help="tuning seeds, e.g. 1000-1004")
+    p.add_argument("--budget", type=int, default=30_000, help="env steps per tuning seed")
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args()
+    if args.n_jobs > 1:
+        open_study(args)  # create it once, before the workers race to
+        ctx = multiprocessing.get_context("spawn")
+        workers = [ctx.Process(target=work, args=(args, i)) for i in range(args.n_jobs)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        if any(w.exitcode for w in workers):
+            sys.exit("a worker failed: see its output above")
+    else:
+        work(args)
+    total, complete = write_results(open_study(args), Path(args.out))
+    print(f"{total} trials, {complete} complete; wrote {args.out}/tune_trials.csv and tune_best.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The benches behind the docs' numbers: the judge, the statistics, the tuner and the ablation's resuming."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import ablation  # noqa: E402
+import intervals  # noqa: E402
+import judge  # noqa: E402
+
+from beyond.flags import PRESETS  # noqa: E402
+
+
+def test_median_and_iqm_are_the_textbook_ones():
+    assert intervals.summarize(range(1, 11))["median"] == 5.5
+    assert intervals.summarize([1, 2, 3, 4, 5, 6, 7, 100])["iqm"] == 4.5  # the mean of 3, 4, 5, 6
+    assert intervals.summarize([1, 2, 3, 4, 5, 6, 7, 100])["median"] == 4.5
+
+
+def test_bootstrap_interval_of_a_fixed_sample():
+    # Resamples of five 0s and five 1s have a median of 0, 0.5 or 1, and each end has
+    # probability 0.377 (at most four 1s drawn): the 95% percentile interval is [0, 1].
+    summary = intervals.summarize([0] * 5 + [1] * 5)
+    assert summary["median"] == 0.5 and summary["median_ci"] == (0.0, 1.0)
+    assert intervals.summarize([7, 7, 7])["median_ci"] == (7, 7)  # nothing to resample
+    wide = intervals.summarize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])["median_ci"]
+    narrow = intervals.summarize(list(range(1, 11)) * 10)["median_ci"]
+    assert wide[0] < narrow[0] <= 5.5 <= narrow[1] < wide[1]  # ten times the seeds, a narrower interval
+    assert intervals.summarize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], seed=0) == intervals.summarize(range(1, 11), seed=0)
+
+
+def test_unsolved_seeds_count_as_the_worst():
+    summary = intervals.summarize([5000, 6000, 7000, np.inf, np.inf, np.inf])
+    assert summary["median"] == np.inf and summary["median_ci"][1] == np.inf
+    low = summary["median_ci"][0]
+    assert 5000 <= low <= 7000  # the interval's good end is still a number of steps
+    assert intervals.fmt_summary(summary, budget=30_000)[0] == f"unsolved [{low:,.0f}, unsolved]"
+    assert intervals.summarize([5000, 6000, 7000, 8000, np.inf])["median"] == 7000
+
+
+def test_the_judge_solves_confirms_and_stops_where_it_solved():
+    result = judge.judge(["--env", "CartPole-v0", "--reward", "shaped"], seed=0, budget=10_000)
+    assert result["solved_at"] is not None, result["evals"]
+    steps, mean = result["evals"][-1]
+    assert steps == result["solved_at"] and mean >= judge.SOLVED
+    assert all(m < judge.SOLVED for _, m in result["evals"][:-1])  # the first evaluation to pass
+    assert [s for s, _ in result["evals"]] == list(range(1000, steps + 1, 1000))
+    assert result["env_steps"] <= steps + 1  # training stopped there
+    assert 0 < result["confirm_mean"] <= 500
+
+
+def test_the_judge_counts_an_unsolved_seed_as_unsolved():
+    result = judge.judge([], seed=0, budget=2000)  # the blog's defaults on CartPole-v1: nothing yet at 2,000
+    assert result["solved_at"] is None and result["confirm_mean"] is None
+    assert result["env_steps"] == 2000
+
+
+def test_the_tuner_runs_trials_into_sqlite_and_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    command = [sys.executable, "tune.py", "--seeds", "1000", "--budget", "1500", "--storage", storage]
+    for n_trials in (2, 3):
+        out = subprocess.run(
+            [*command, "--n-trials", str(n_trials), "--out", str(tmp_path)],
+            cwd=ROOT / "bench",
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert f"{n_trials} trials" in out.stdout
+    rows = (tmp_path / "tune_trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # the second run added one trial to the first run's two
+    assert "lr" in rows[0] and "n_step" in rows[0] and "prioritized" in rows[0]  # the columns of the search
+
+    trials = trials_without_timings(tmp_path / "tune_trials.csv")
+    assert trials[2]["lr"] not in (trials[0]["lr"], trials[1]["lr"])  # the resumed run proposed anew
+
+    reruns = []
+    for name in ("first", "second"):  # from an empty study, one worker, the same seed: the same trials
+        storage = f"sqlite:///{tmp_path / name}.db"
+        command = [sys.executable, "tune.py", "--seeds", "1000", "--budget", "1500", "--storage", storage]
+        subprocess.run([*command, "--n-trials", "2", "--out", str(tmp_path / name)], cwd=ROOT / "bench", check=True)
+        reruns.append(trials_without_timings(tmp_path / name / "tune_trials.csv"))
+    assert reruns[0] == reruns[1] == trials[:2]
+
+
+def trials_without_timings(path):
+    """The trials table less what depends on the machine's speed: durations and wall times."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        del row["duration_s"]
+        row["seeds"] = {k: v["solved_at"] for k, v in json.loads(row["seeds"]).items()}
+    return rows
+
+
+def test_the_tuned_preset_is_the_studys_best_trial():
+    best = json.loads((ROOT / "bench" / "results" / "tune_best.json").read_text())["params"]
+    preset = PRESETS["tuned"]
+    for name, value in best.items():
+        expected = None if name == "grad_clip" and not value else value
+        assert preset.get(name) == expected, name
+
+
+def test_an_ablation_rerun_skips_the_seeds_it_has(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_judge(flags, seed, budget):
+        calls.append(seed)
+        return dict(seed=seed, solved_at=None, confirm_mean=None, env_steps=budget, wall_s=0.0, evals=[])
+
+    monkeypatch.setattr(ablation, "judge", fake_judge)
+    ablation.run_row(tmp_path, "blog", [0, 1], 1000)
+    ablation.run_row(tmp_path, "blog", [0, 1, 2], 1000)
+    assert calls == [0, 1, 2]
+    assert sorted(ablation.load(tmp_path, "blog")) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", [n for n, (flags, _) in ablation.ROWS.items() if flags is not None])
+def test_every_ablation_row_is_valid_dqn_flags(name):
+    from beyond.flags import parse_args
+
+    parse_args([str(f) for f in judge.protocol_flags(ablation.ROWS[name][0], 0, 1000)])
