@@ -226,9 +226,10 @@ def test_sampling_frequencies_follow_the_priorities():
     n = draws * 32
     p = priorities / priorities.sum()
     assert counts[40:].sum() == 0  # rows not yet filled are never drawn
-    # each row's count is within 4 binomial standard deviations of n P(i) (stratified
-    # sampling only narrows the spread): a chance failure has odds below 1 in 10^3 over 40 rows
-    assert np.all(np.abs(counts[:40] - n * p) <= 4 * np.sqrt(n * p * (1 - p)))
+    # each row's count is within 5 binomial standard deviations of n P(i): by the normal
+    # approximation a chance failure is below 1 in 40,000 over the 40 rows (stratified
+    # sampling only narrows the spread); uniform sampling would miss the end rows by over 200
+    assert np.all(np.abs(counts[:40] - n * p) <= 5 * np.sqrt(n * p * (1 - p)))
 
 
 def test_importance_weights_are_the_formula_normalised_by_the_batch_max():
