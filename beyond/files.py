@@ -115,7 +115,7 @@ def save_checkpoint(agent, path, env_id, reward, seed, episodes):
 
 
 def agent_for(meta, device="cpu"):
-    """A fresh agent of a checkpoint's kind and size: PixelDQN for a stack of images, else the blog's DQN."""
+    """A fresh agent of a checkpoint's kind, size and extensions: PixelDQN for images, else the blog's DQN."""
     pixels = not isinstance(meta["n_states"], int)
     version = meta.get("preprocessing") or 1  # checkpoints from before the field were made for version 1
     if pixels and version != PREPROCESSING_VERSION:
