@@ -30,7 +30,7 @@ from beyond.flags import PRESETS
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 EPSILON_SCHEDULE = ["--epsilon-start", "0", "--epsilon-end", "0.99", "--epsilon-steps", "10000"]
-ROWS = {  # name: (dqn.py flags, on top of the standard task unless they change it; what the row shows)
+FIXED_ROWS = {  # name: (dqn.py flags, on top of the standard task unless they change it; what the row shows)
     "blog-shaped": (["--env", "CartPole-v0", "--reward", "shaped"], "the blog's own task: unwrapped v0, shaped reward"),
     "blog": ([], "the blog's defaults on the standard task"),
     "terminal-mask": (["--terminal-mask"], "+ no bootstrap from terminated states"),
@@ -45,31 +45,29 @@ ROWS = {  # name: (dqn.py flags, on top of the standard task unless they change 
     "terminal-mask-dueling": (["--terminal-mask", "--dueling"], "+ terminal mask and dueling head"),
     "terminal-mask-prioritized": (["--terminal-mask", "--prioritized"], "+ terminal mask and prioritized replay"),
     "tuned": (["--preset", "tuned"], "`--preset tuned`"),
-    "sb3-zoo": (None, "Stable-Baselines3 DQN, rl-zoo's CartPole-v1 values"),
 }
-PARTS = {  # a part of the preset: (what turns it off, what it is)
-    "terminal_mask": (["--no-terminal-mask"], "the terminal mask"),
-    "double": (["--no-double"], "Double DQN"),
-    "huber": (["--no-huber"], "the Huber loss"),
-    "grad_clip": (["--grad-clip", "0"], "gradient clipping"),
-    "n_step": (["--n-step", "1"], "n-step returns"),
-    "dueling": (["--no-dueling"], "the dueling head"),
-    "prioritized": (["--no-prioritized"], "prioritized replay"),
+SB3_ROW = (None, "Stable-Baselines3 DQN, rl-zoo's CartPole-v1 values")
+PARTS = {  # a part of the preset: (its value when off, what turns it off, what it is)
+    "terminal_mask": (False, ["--no-terminal-mask"], "the terminal mask"),
+    "double": (False, ["--no-double"], "Double DQN"),
+    "huber": (False, ["--no-huber"], "the Huber loss"),
+    "grad_clip": (None, ["--grad-clip", "0"], "gradient clipping"),
+    "n_step": (1, ["--n-step", "1"], "n-step returns"),
+    "dueling": (False, ["--no-dueling"], "the dueling head"),
+    "prioritized": (False, ["--no-prioritized"], "prioritized replay"),
 }
 
 
 def without_each_part():
     """Rows for the tuned preset without each part it has on."""
-    preset = PRESETS["tuned"]
-    on = [name for name in PARTS if (preset.get(name, 1) > 1 if name == "n_step" else bool(preset.get(name)))]
     rows = {}
-    for name in on:
-        flags, what = PARTS[name]
-        rows[f"tuned-no-{name.replace('_', '-')}"] = (["--preset", "tuned", *flags], f"preset without {what}")
+    for name, (off, flags, what) in PARTS.items():
+        if PRESETS["tuned"].get(name, off) != off:
+            rows[f"tuned-no-{name.replace('_', '-')}"] = (["--preset", "tuned", *flags], f"preset without {what}")
     return rows
 
 
-ROWS = {**{k: v for k, v in ROWS.items() if k != "sb3-zoo"}, **without_each_part(), "sb3-zoo": ROWS["sb3-zoo"]}
+ROWS = {**FIXED_ROWS, **without_each_part(), "sb3-zoo": SB3_ROW}
 PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]
 
 

@@ -20,10 +20,6 @@ def iqm(values, axis=-1):
     return stats.trim_mean(values, 0.25, axis=axis)
 
 
-def median(values, axis=-1):
-    return np.median(values, axis=axis)
-
-
 def summarize(values, seed=0):
     """dict(n, median, median_ci, iqm, iqm_ci) of values (one per seed; inf = unsolved)."""
     x = np.where(np.isinf(np.asarray(values, dtype=float)), UNSOLVED, values).astype(float)
@@ -33,7 +29,7 @@ def summarize(values, seed=0):
         return float("inf") if value > largest else value
 
     summary = dict(n=len(x))
-    for name, statistic in (("median", median), ("iqm", iqm)):
+    for name, statistic in (("median", np.median), ("iqm", iqm)):
         point = float(statistic(x))
         if np.all(x == x[0]):  # every seed alike: resampling cannot move the statistic
             low, high = point, point

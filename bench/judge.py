@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import dqn  # noqa: E402 (after the path to the repo root is known)
 from beyond.cli import REWARDS, build  # noqa: E402
-from beyond.evaluation import eval_seed, evaluate  # noqa: E402, F401 (eval_seed: for sb3_anchor.py)
+from beyond.evaluation import evaluate  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from beyond.hooks import TrainingHooks  # noqa: E402
 

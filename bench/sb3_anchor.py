@@ -21,10 +21,10 @@ from judge import (
     SOLVED,
     confirm_seed,
     describe,
-    eval_seed,
-    evaluate,
     seed_list,
 )
+
+from beyond.evaluation import eval_seed, evaluate
 
 ZOO = dict(  # rl-baselines3-zoo, hyperparams/dqn.yml, CartPole-v1
     learning_rate=2.3e-3,

@@ -74,6 +74,9 @@ PRESETS = {
 }
 
 
+SWITCH = dict(action=argparse.BooleanOptionalAction, default=False)  # off unless given; --no-X undoes a preset's X
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (no usage block), like every other input error."""
 
@@ -157,16 +160,13 @@ def build_parser():
         help="learn once the memory holds more than this many transitions (default: memory capacity)",
     )
     g.add_argument("--train-every", type=int, default=h["train_every"], help="env steps per learn() call")
-    g.add_argument("--double", action=argparse.BooleanOptionalAction, default=False, help="Double DQN target")
+    g.add_argument("--double", **SWITCH, help="Double DQN target")
     g.add_argument(
         "--terminal-mask",
-        action=argparse.BooleanOptionalAction,
-        default=False,
+        **SWITCH,
         help="no bootstrap from terminated states (truncated ones still bootstrap)",
     )
-    g.add_argument(
-        "--huber", action=argparse.BooleanOptionalAction, default=False, help="Smooth L1 (Huber) loss instead of MSE"
-    )
+    g.add_argument("--huber", **SWITCH, help="Smooth L1 (Huber) loss instead of MSE")
     g.add_argument(
         "--grad-clip", type=float, default=None, help="clip the gradient norm at this value (0: no clipping)"
     )
@@ -174,13 +174,10 @@ def build_parser():
     g.add_argument(
         "--n-step", type=int, default=1, help="learn from the next N rewards before bootstrapping (1: the blog's)"
     )
-    g.add_argument(
-        "--dueling", action=argparse.BooleanOptionalAction, default=False, help="dueling head: Q = V + A - mean(A)"
-    )
+    g.add_argument("--dueling", **SWITCH, help="dueling head: Q = V + A - mean(A)")
     g.add_argument(
         "--prioritized",
-        action=argparse.BooleanOptionalAction,
-        default=False,
+        **SWITCH,
         help="prioritized replay: draw rows by their last |TD error|",
     )
     g.add_argument(
@@ -213,8 +210,7 @@ def build_parser():
     g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
     g.add_argument(
         "--keep-best",
-        action=argparse.BooleanOptionalAction,
-        default=False,
+        **SWITCH,
         help="end with the weights of the best periodic evaluation, re-measured on fresh episodes",
     )
     g = p.add_argument_group("output and watching")

@@ -43,12 +43,11 @@ class PrioritizedReplay:
         filled = min(self.memory_counter, self.memory_capacity)
         rows = np.minimum(self.priorities.find(slices * self.priorities.total), filled - 1)
         self.sampled_rows = rows
-        self.sampled_weights = self.importance_weights(rows)
+        self.sampled_weights = self.importance_weights(rows, filled)
         return self.batch_at(rows)
 
-    def importance_weights(self, rows):
-        """w_i = (N P(i))^-beta over the largest in the batch, as a (batch, 1) float32 tensor."""
-        filled = min(self.memory_counter, self.memory_capacity)
+    def importance_weights(self, rows, filled):
+        """w_i = (N P(i))^-beta over the largest in the batch (N: filled rows), as a (batch, 1) float32 tensor."""
         weights = (filled * self.priorities[rows] / self.priorities.total) ** -self.beta
         return torch.from_numpy((weights / weights.max()).astype(np.float32)[:, None])
 
