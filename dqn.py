@@ -37,7 +37,7 @@ hyperparameters = dict(
     # Beyond the blog (the fixes the README lists under "Going further"); these defaults
     # keep the blog's behaviour.
     hidden=50,
-    learning_starts=None,  # learn once the memory holds more than this; None = memory_capacity
+    learning_starts=None,  # learn once more than this many transitions were stored; None = memory_capacity
     train_every=1,  # one learn() per this many env steps
     double=False,
     terminal_mask=False,

@@ -26,10 +26,11 @@ import dqn  # noqa: E402 (after the path to the repo root is known)
 from beyond.cli import REWARDS, build  # noqa: E402
 from beyond.evaluation import evaluate  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
-from beyond.hooks import TrainingHooks  # noqa: E402
+from beyond.hooks import TrainingHooks, copy_weights  # noqa: E402
 
 EVAL_EVERY, EVAL_EPISODES, SOLVED, CONFIRM_EPISODES = 1000, 20, 475.0, 100
 BUDGET = 50_000
+EVAL_COLUMNS = ("env_steps", "mean", "q_estimate", "true_return")  # what a result keeps of each evaluation
 REPORT_SEEDS = range(10)  # the seeds the docs report; the tuner uses others (bench/tune.py)
 
 
@@ -38,7 +39,7 @@ def confirm_seed(seed):
     return 1_000_000 + 1000 * seed
 
 
-def protocol_flags(flags, seed, budget):
+def protocol_flags(flags, seed, budget, to_budget=False, value_estimates=False):
     """dqn.py flags for one judged run: the standard task, then the row's flags, then the judge's."""
     return [
         *("--env", "CartPole-v1", "--reward", "env"),
@@ -46,38 +47,50 @@ def protocol_flags(flags, seed, budget):
         *("--eval-every", EVAL_EVERY, "--eval-episodes", EVAL_EPISODES, "--early-stop", SOLVED),
         *("--max-env-steps", budget, "--episodes", 10**9, "--seed", seed),
         *("--no-keep-best", "--watch", "0", "--snapshots", "0", "--quiet", "--no-show"),
+        *(["--no-early-stop"] if to_budget else []),
+        "--value-estimates" if value_estimates else "--no-value-estimates",
     ]
 
 
 class JudgedHooks(TrainingHooks):
-    """dqn.py's TrainingHooks that also tell on_eval(env_steps, mean) after each periodic evaluation."""
+    """dqn.py's TrainingHooks that also tell on_eval(env_steps, mean) after each periodic evaluation.
 
-    def __init__(self, agent, env, args, on_eval=None):
-        super().__init__(agent, env, args, log=None)
+    A run that goes on to its budget (--no-early-stop) still remembers the weights of the
+    first evaluation that passed, as `passed`, so that they can be confirmed.
+    """
+
+    def __init__(self, agent, env, args, on_eval=None, reward_fn=None):
+        super().__init__(agent, env, args, log=None, reward_fn=reward_fn)
         self.on_eval = on_eval
+        self.passed = None
 
     def run_eval(self, env_steps):
         super().run_eval(env_steps)
+        if self.passed is None and self.evals[-1]["mean"] >= SOLVED:
+            self.passed = self.solved or (self.evals[-1], copy_weights(self.agent.eval_net))
         if self.on_eval:
             self.on_eval(env_steps, self.evals[-1]["mean"])
 
 
-def judge(flags, seed, budget=BUDGET, on_eval=None):
+def judge(flags, seed, budget=BUDGET, on_eval=None, to_budget=False, value_estimates=False):
     """Train dqn.py with flags on one seed under the protocol; return what the judge records.
 
     on_eval(env_steps, mean), if given, hears every periodic evaluation; raising from it
-    (e.g. optuna.TrialPruned) abandons the run.
+    (e.g. optuna.TrialPruned) abandons the run. to_budget: train on after solving, to the
+    budget (the solve and its confirmation are the same, since evaluating changes nothing
+    in training); value_estimates: each evaluation also records q_estimate and true_return.
     """
-    args = parse_args([str(f) for f in protocol_flags(flags, seed, budget)])
+    args = parse_args([str(f) for f in protocol_flags(flags, seed, budget, to_budget, value_estimates)])
     start = time.perf_counter()
     env, agent = build(args)
-    hooks = JudgedHooks(agent, env, args, on_eval)
-    records = dqn.train(agent, env, args.episodes, args.max_episode_steps, REWARDS[args.reward], seed, None, hooks)
+    reward_fn = REWARDS[args.reward]
+    hooks = JudgedHooks(agent, env, args, on_eval, reward_fn)
+    records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, seed, None, hooks)
     env.close()
     solved_at, confirm = None, None
-    if hooks.solved:
-        solved_at = hooks.solved[0]["env_steps"]
-        agent.eval_net.load_state_dict(hooks.solved[1])  # the agent as it passed, not a step later
+    if hooks.passed:
+        solved_at = hooks.passed[0]["env_steps"]
+        agent.eval_net.load_state_dict(hooks.passed[1])  # the agent as it passed, not a step later
         confirm = evaluate(agent, CONFIRM_EPISODES, "CartPole-v1", seed=confirm_seed(seed))["mean"]
     return dict(
         seed=seed,
@@ -85,7 +98,7 @@ def judge(flags, seed, budget=BUDGET, on_eval=None):
         confirm_mean=confirm,
         env_steps=records[-1]["env_steps"] if records else 0,
         wall_s=time.perf_counter() - start,
-        evals=[(e["env_steps"], e["mean"]) for e in hooks.evals],
+        evals=[tuple(e[k] for k in EVAL_COLUMNS if k in e) for e in hooks.evals],
     )
 
 

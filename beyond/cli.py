@@ -26,6 +26,7 @@ from beyond.files import (
 )
 from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
+from beyond.values import add_value_panel
 from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
 
 
@@ -77,7 +78,7 @@ def train_with_hooks(agent, env, args):
     reward_fn = REWARDS[args.reward]
     if args.pixels:
         reward_fn = pixels.true_state_reward(reward_fn)
-    hooks = TrainingHooks(agent, env, args, log)
+    hooks = TrainingHooks(agent, env, args, log, reward_fn)
     start = time.perf_counter()
     with hooks.ctrl_c_stops_training():
         records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, args.seed, log, hooks)
@@ -98,7 +99,7 @@ def save(run_dir, args, agent, records, evals, moments):
         save_evals(evals, run_dir / "evals.csv"),
         save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records)),
     ]
-    figure = dqn.plot(records, evals) if records else None
+    figure = add_value_panel(dqn.plot(records, evals), evals) if records else None
     if figure and moments:
         mark_snapshots(figure, moments)
     if figure:

@@ -12,22 +12,33 @@ from beyond import pixels
 EVAL_ENV_ID = "CartPole-v1"
 
 
-def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=dqn.MAX_EPISODE_STEPS):
-    """Play agent.greedy_action on a fresh env_id; return mean, std and min of its own returns."""
+def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=dqn.MAX_EPISODE_STEPS, values=None):
+    """Play agent.greedy_action on a fresh env_id; return mean, std and min of its own returns.
+
+    values (a beyond.values.ValueCheck) also measures q_estimate and true_return: each
+    episode then plays on past its end, which its return does not count.
+    """
     env = pixels.env_maker(agent)(env_id, unwrapped=False)
     returns = []
     for i in range(episodes):
         s, _ = env.reset(seed=seed + i)
-        total = 0.0
+        total, terminated = 0.0, False
+        if values:
+            values.start_episode()
         for _ in range(max_episode_steps):
-            s, r, terminated, truncated, _ = env.step(agent.greedy_action(s))
-            total += r
+            s_, r, terminated, truncated, _ = env.step(agent.greedy_action(s))
+            if values:
+                values.step(env, s, s_, r)
+            total, s = total + r, s_
             if terminated or truncated:
                 break
+        if values:
+            values.play_on(env, agent, s, terminated)
         returns.append(total)
     env.close()
     returns = np.array(returns)
-    return dict(mean=float(returns.mean()), std=float(returns.std()), min=float(returns.min()))
+    result = dict(mean=float(returns.mean()), std=float(returns.std()), min=float(returns.min()))
+    return dict(result, **values.result(agent)) if values else result
 
 
 def eval_env_id(env_id):

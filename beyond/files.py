@@ -60,7 +60,8 @@ def save_figure(figure, path):
 
 
 METRIC_FIELDS = ["episode", "steps", "reward", "epsilon", "loss", "learning", "env_steps", "wall_s"]
-EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final"]  # final: 1 for the evaluation after training
+# final: 1 for the evaluation after training; q_estimate and true_return: with --value-estimates (beyond/values.py)
+EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final", "q_estimate", "true_return"]
 
 
 def save_evals(evals, path):
@@ -68,7 +69,7 @@ def save_evals(evals, path):
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(EVAL_FIELDS)
-        writer.writerows([e[k] for k in EVAL_FIELDS] for e in evals)
+        writer.writerows([e.get(k, "") for k in EVAL_FIELDS] for e in evals)
     return path
 
 

@@ -68,6 +68,7 @@ PRESETS = {
         epsilon_steps=40_000,
         eval_every=20_000,
         eval_episodes=10,
+        value_estimates=False,  # playing on past each episode's end costs renders: off
         keep_best=True,
         max_env_steps=300_000,
     ),
@@ -157,7 +158,8 @@ def build_parser():
         "--learning-starts",
         type=int,
         default=None,
-        help="learn once the memory holds more than this many transitions (default: memory capacity)",
+        help="learn once more than this many transitions have been stored (default: memory capacity; "
+        "more than the capacity is allowed: a small memory can wait as long as a large one)",
     )
     g.add_argument("--train-every", type=int, default=h["train_every"], help="env steps per learn() call")
     g.add_argument("--double", **SWITCH, help="Double DQN target")
@@ -208,6 +210,13 @@ def build_parser():
     g.add_argument("--eval-episodes", type=int, default=20, help="episodes of each greedy evaluation")
     g.add_argument("--early-stop", type=float, default=None, help="stop once a greedy evaluation's mean reaches this")
     g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
+    g.add_argument(
+        "--value-estimates",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="at each evaluation also measure the net's value estimate and the true discounted return "
+        "(q_estimate, true_return in evals.csv; beyond/values.py)",
+    )
     g.add_argument(
         "--keep-best",
         **SWITCH,
@@ -299,8 +308,6 @@ def validate_args(args):
         raise UsageError(f"--batch-size ({args.batch_size}) cannot exceed --memory-capacity ({args.memory_capacity})")
     if args.n_step > args.memory_capacity:
         raise UsageError(f"--n-step ({args.n_step}) cannot exceed --memory-capacity ({args.memory_capacity})")
-    if args.learning_starts is not None and args.learning_starts > args.memory_capacity:
-        raise UsageError(f"--learning-starts must be at most --memory-capacity ({args.memory_capacity})")
     schedule = [args.epsilon_start, args.epsilon_end, args.epsilon_steps]
     if any(v is not None for v in schedule) and any(v is None for v in schedule):
         raise UsageError("--epsilon-start, --epsilon-end and --epsilon-steps go together: give all three")

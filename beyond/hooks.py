@@ -14,6 +14,7 @@ import numpy as np
 
 import dqn
 from beyond.evaluation import eval_seed, evaluate
+from beyond.values import ValueCheck
 
 SNAPSHOT_EVERY = 20  # env steps between copies of eval_net at first; doubles each time MAX_SNAPSHOTS fill up
 MAX_SNAPSHOTS = 64
@@ -66,9 +67,11 @@ class Snapshots(dqn.Hooks):
 class TrainingHooks(Snapshots):
     """Progress bar, Ctrl-C, divergence guard, epsilon and beta schedules, periodic eval, rendering, snapshots."""
 
-    def __init__(self, agent, env, args, log=print):
+    def __init__(self, agent, env, args, log=print, reward_fn=None):
+        """reward_fn: the reward the run learns from; with --value-estimates, evaluations check the net against it."""
         super().__init__(agent, enabled=bool(args.snapshots and args.watch))  # the learning video wants them
         self.env, self.args, self.log = env, args, log
+        self.reward_fn = reward_fn if args.value_estimates else None
         self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
         self.epsilon_schedule = None
         if args.epsilon_steps:
@@ -108,7 +111,7 @@ class TrainingHooks(Snapshots):
     def run_eval(self, env_steps):
         """A periodic greedy evaluation: record it, remember the best, stop early if it passes."""
         args = self.args
-        result = evaluate(self.agent, args.eval_episodes, args.eval_env, seed=eval_seed(args.seed))
+        result = self.evaluate(eval_seed(args.seed))
         result.update(env_steps=env_steps, final=0)
         self.evals.append(result)
         if args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
@@ -175,13 +178,23 @@ class TrainingHooks(Snapshots):
                     f"at {result['env_steps']} env steps"
                 )
                 seed += args.eval_episodes  # episodes the choice was not made on
-            final = evaluate(agent, args.eval_episodes, args.eval_env, seed=seed)
+            final = self.evaluate(seed)
             self.evals.append(dict(final, env_steps=env_steps, final=1))
         if final:
             print(
                 f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
                 f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}"
             )
+        if final and "q_estimate" in final:
+            print(
+                f"value of the visited states (discounted {args.reward} reward, gamma {agent.gamma}): "
+                f"the net believes {final['q_estimate']:.2f}, its greedy policy gets {final['true_return']:.2f}"
+            )
+
+    def evaluate(self, seed):
+        """A greedy evaluation of the agent as it is now; with --value-estimates, its values checked too."""
+        values = ValueCheck(self.reward_fn, self.agent.gamma) if self.reward_fn else None
+        return evaluate(self.agent, self.args.eval_episodes, self.args.eval_env, seed=seed, values=values)
 
     @contextlib.contextmanager
     def ctrl_c_stops_training(self):

@@ -48,7 +48,7 @@ def test_the_notebook_runs_on_a_fresh_kernel_and_shows_the_plot_and_the_agent(na
     printed = "".join("".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream")
     learn_steps = int(printed.split(" learn steps")[0].split()[-1])
     assert learn_steps > 500  # a short run, but one that learns
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 1  # the reward plot, as an image
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the reward plot and the value plot
     videos = [o for o in outputs if "<video" in "".join(o.get("data", {}).get("text/html", ""))]
     gifs = [o for o in outputs if "image/gif" in o.get("data", {})]
     assert len(videos) + len(gifs) == 2  # the trained agent and the learning video, inside the notebook

@@ -1,13 +1,14 @@
 """beyond/pixels.py and --pixels: frames, the CNN, the uint8 memory, a short run, --play."""
 
 import csv
+import math
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, finished_run, video_in
+from conftest import assert_one_line_error, finished_run, read_metrics, video_in
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -213,7 +214,7 @@ def test_same_seed_same_pixel_run():
 @pytest.fixture(scope="module")
 def pixel_run(tmp_path_factory):
     """One short --pixels run shared by the tests that inspect its output."""
-    return finished_run(tmp_path_factory, "px", *SHORT_PIXELS, "--watch", "1")
+    return finished_run(tmp_path_factory, "px", *SHORT_PIXELS, "--watch", "1", "--value-estimates")
 
 
 def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
@@ -230,6 +231,8 @@ def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
     with open(run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["env_steps"]) == env_steps
+    (final,) = read_metrics(run_dir / "evals.csv")  # --value-estimates: the net's estimate and the truth
+    assert math.isfinite(float(final["q_estimate"])) and float(final["true_return"]) > 0
     meta = torch.load(run_dir / "model.pt", weights_only=True)["meta"]
     assert tuple(meta["n_states"]) == SHAPE and meta["env_id"] == "CartPole-v1"
 
