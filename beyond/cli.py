@@ -26,6 +26,7 @@ from beyond.files import (
 )
 from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
+from beyond.tensorboard import ScalarLog
 from beyond.values import add_value_panel
 from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
 
@@ -38,9 +39,12 @@ def main(argv=None):
             return play(args)
         run_dir = make_run_dir(args)
         env, agent = build(args)
-        hooks, records = train_with_hooks(agent, env, args)
+        scalars = ScalarLog(run_dir, args) if args.tensorboard else None
+        hooks, records = train_with_hooks(agent, env, args, scalars)
         with ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
             hooks.choose_weights_and_evaluate(records)
+            if scalars:
+                scalars.close()
             moments = hooks.learning_moments(args.snapshots)
             figure = save(run_dir, args, agent, records, hooks.evals, moments)
         if hooks.interrupted:
@@ -72,13 +76,16 @@ def build(args):
     return env, agent
 
 
-def train_with_hooks(agent, env, args):
-    """dqn.train with the extras plugged in; prints a summary, returns the hooks and the records."""
+def train_with_hooks(agent, env, args, scalars=None):
+    """dqn.train with the extras plugged in; prints a summary, returns the hooks and the records.
+
+    scalars: a ScalarLog for --tensorboard, or None.
+    """
     log = log_for(args)
     reward_fn = REWARDS[args.reward]
     if args.pixels:
         reward_fn = pixels.true_state_reward(reward_fn)
-    hooks = TrainingHooks(agent, env, args, log, reward_fn)
+    hooks = TrainingHooks(agent, env, args, log, reward_fn, scalars)
     start = time.perf_counter()
     with hooks.ctrl_c_stops_training():
         records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, args.seed, log, hooks)
@@ -99,13 +106,22 @@ def save(run_dir, args, agent, records, evals, moments):
         save_evals(evals, run_dir / "evals.csv"),
         save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records)),
     ]
-    figure = add_value_panel(dqn.plot(records, evals), evals) if records else None
+    figure = add_value_panel(labelled_for(dqn.plot(records, evals), args.env), evals) if records else None
     if figure and moments:
         mark_snapshots(figure, moments)
     if figure:
         paths.append(save_figure(figure, args.plot or run_dir / "rewards.png"))
     for path in paths:
         print(f"saved {path}")
+    return figure
+
+
+def labelled_for(figure, env_id):
+    """dqn.plot speaks of CartPole and its pole; another env's plot names that env instead."""
+    if not env_id.startswith("CartPole"):
+        top, steps = figure.axes[:2]
+        top.set_title(top.get_title().replace("CartPole", env_id))
+        steps.set_ylabel("steps per episode")
     return figure
 
 

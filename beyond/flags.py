@@ -12,7 +12,7 @@ import gymnasium as gym
 import torch
 
 import dqn
-from beyond import UsageError
+from beyond import UsageError, tensorboard
 from beyond.evaluation import eval_env_id
 
 # The standard task, learned from its own reward with the known fixes: what both presets share.
@@ -250,6 +250,11 @@ def build_parser():
     g.add_argument(
         "--play", default=None, metavar="MODEL_PT", help="load a checkpoint and watch or record it, without training"
     )
+    g.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log every episode and evaluation for `tensorboard --logdir runs` (needs: pip install tensorboard)",
+    )
     g.add_argument("--quiet", action="store_true", help="print only the summary and paths")
     return p
 
@@ -340,6 +345,8 @@ def validate_args(args):
             check_writable_folder(flag(name), Path(getattr(args, name)).parent)
     if args.play is None:
         check_writable_folder("--runs-dir", args.runs_dir)
+    if args.tensorboard:
+        tensorboard.check_installed()
     return args
 
 

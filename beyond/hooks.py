@@ -67,10 +67,13 @@ class Snapshots(dqn.Hooks):
 class TrainingHooks(Snapshots):
     """Progress bar, Ctrl-C, divergence guard, epsilon and beta schedules, periodic eval, rendering, snapshots."""
 
-    def __init__(self, agent, env, args, log=print, reward_fn=None):
-        """reward_fn: the reward the run learns from; with --value-estimates, evaluations check the net against it."""
+    def __init__(self, agent, env, args, log=print, reward_fn=None, scalars=None):
+        """reward_fn: the reward the run learns from; with --value-estimates, evaluations check the net against it.
+
+        scalars: a beyond.tensorboard.ScalarLog that hears every episode and evaluation (--tensorboard).
+        """
         super().__init__(agent, enabled=bool(args.snapshots and args.watch))  # the learning video wants them
-        self.env, self.args, self.log = env, args, log
+        self.env, self.args, self.log, self.scalars = env, args, log, scalars
         self.reward_fn = reward_fn if args.value_estimates else None
         self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
         self.epsilon_schedule = None
@@ -114,6 +117,8 @@ class TrainingHooks(Snapshots):
         result = self.evaluate(eval_seed(args.seed))
         result.update(env_steps=env_steps, final=0)
         self.evals.append(result)
+        if self.scalars:
+            self.scalars.evaluation(result)
         if args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
             self.best = (result, copy_weights(self.agent.eval_net))
         if not args.quiet:
@@ -129,6 +134,8 @@ class TrainingHooks(Snapshots):
 
     def after_episode(self, record):
         super().after_episode(record)
+        if self.scalars:
+            self.scalars.episode(record)
         if self.progress is not None:
             self.progress.update(min(record["steps"], self.progress.total - self.progress.n))
             self.progress.set_postfix(episode=record["episode"], steps=record["steps"])
@@ -180,6 +187,8 @@ class TrainingHooks(Snapshots):
                 seed += args.eval_episodes  # episodes the choice was not made on
             final = self.evaluate(seed)
             self.evals.append(dict(final, env_steps=env_steps, final=1))
+            if self.scalars:
+                self.scalars.evaluation(self.evals[-1])
         if final:
             print(
                 f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "

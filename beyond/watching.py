@@ -19,7 +19,8 @@ from beyond.files import atomic_path
 from beyond.pixels import env_maker
 
 WATCH_MAX_STEPS = 500
-PANEL_HEIGHT = 120  # below the env's picture; multiples of 8 keep the MP4 encoder from resizing
+PANEL_HEIGHT = 120  # below the env's picture
+MACRO_BLOCK = 16  # MP4 frames are padded to multiples of this (padded_to_blocks)
 FRAMES_HEIGHT = 56  # a pixel agent's frame stack, below the panel
 CAPTION_HEIGHT = 32  # above each part of the learning video
 GIF_PART_FRAMES = 80  # a learning GIF keeps at most this many (every other) frames of each part
@@ -184,8 +185,15 @@ def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=pr
                 break
         results.append((step, total))
         if log:
-            log(f"watch episode {i + 1}/{episodes}: pole stayed up for {step} steps")
+            log(f"watch episode {i + 1}/{episodes}: {episode_summary(env, step, total)}")
     return results
+
+
+def episode_summary(env, steps, total):
+    """How a watched episode went: on CartPole, how long the pole stayed up; elsewhere, the return."""
+    if hasattr(env.unwrapped, "theta_threshold_radians"):
+        return f"pole stayed up for {steps} steps"
+    return f"return {total:g} in {steps} steps"
 
 
 def watch_in_window(make_env, policy, episodes, seed, title, log=print):
@@ -264,17 +272,27 @@ class VideoFile:
         if self.gif:
             self.writer = imageio.get_writer(tmp, format="GIF", duration=2000 / self.fps, loop=0)
         else:
-            self.writer = imageio.get_writer(tmp, format="FFMPEG", fps=self.fps, macro_block_size=8)
+            self.writer = imageio.get_writer(tmp, format="FFMPEG", fps=self.fps, macro_block_size=MACRO_BLOCK)
         self.stack.callback(self.writer.close)  # runs before atomic_path renames the file
         return self
 
     def add(self, frame):
         if not (self.gif and self.frames % 2):
-            self.writer.append_data(frame)
+            self.writer.append_data(frame if self.gif else padded_to_blocks(frame))
         self.frames += 1
 
     def __exit__(self, *exc):
         return self.stack.__exit__(*exc)
+
+
+def padded_to_blocks(frame, block=MACRO_BLOCK):
+    """frame with black rows and columns added below and right, to a multiple of block pixels each way.
+
+    ffmpeg's encoder works on 16x16 blocks; imageio would otherwise resize the frame, with a warning.
+    """
+    height, width = frame.shape[:2]
+    pad = ((0, -height % block), (0, -width % block), (0, 0))
+    return np.pad(frame, pad) if any(p[1] for p in pad[:2]) else frame
 
 
 def ffmpeg_available():

@@ -36,6 +36,13 @@ def test_bootstrap_interval_of_a_fixed_sample():
     assert intervals.summarize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], seed=0) == intervals.summarize(range(1, 11), seed=0)
 
 
+def test_ties_count_half_in_the_probability_of_improvement():
+    assert intervals.probability_of_improvement([3, 3, 3], [3, 3, 3])[0] == 0.5
+    # pairs (1, 2) win, (1, 3) win, (2, 2) tie, (2, 3) win: 3.5 of 4
+    assert intervals.probability_of_improvement([1, 2], [2, 3])[0] == 0.875
+    assert intervals.probability_of_improvement([np.inf] * 2, [np.inf] * 2)[0] == 0.5  # unsolved seeds tie
+
+
 def test_unsolved_seeds_count_as_the_worst():
     summary = intervals.summarize([5000, 6000, 7000, np.inf, np.inf, np.inf])
     assert summary["median"] == np.inf and summary["median_ci"][1] == np.inf

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import dqn  # noqa: E402 (conftest puts the repo root on the path)
+from beyond.cli import build  # noqa: E402
+from beyond.flags import parse_args  # noqa: E402
 from conftest import ROOT, SHORT, assert_one_line_error, finished_run, headless_env, read_metrics, run_dqn, video_in
 
 
@@ -115,12 +118,20 @@ def test_another_discrete_env_trains_and_evaluates_on_itself(dqn_cli):
         "--eval-episodes",
         "1",
         "--watch",
-        "0",
+        "1",
+        "--snapshots",
+        "2",
         "--seed",
         "0",
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "greedy evaluation on Acrobot-v1" in out.stdout
+    # Off CartPole nothing speaks of a pole; the watched episode reports its return.
+    watched = [line for line in out.stdout.splitlines() if line.startswith("watch episode 1/1: ")]
+    assert len(watched) == 1 and " return -" in watched[0], out.stdout
+    assert "pole" not in out.stdout.lower()
+    # Acrobot's 500x500 frames are padded for the encoder rather than resized by it, with a warning.
+    assert "macro_block_size" not in out.stderr and "resizing" not in out.stderr.lower(), out.stderr[-2000:]
 
 
 def test_plot_flag_and_quiet(dqn_cli, tmp_path):
@@ -328,3 +339,11 @@ def test_a_second_ctrl_c_while_saving_is_ignored(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # and Ctrl-C works again afterwards
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+@pytest.mark.parametrize("argv", [["--lr", "0.0042"], ["--preset", "tuned"], ["--pixels", "--lr", "0.0003"]])
+def test_the_learning_rate_flag_and_a_presets_lr_reach_adam(argv):
+    args = parse_args(argv)
+    env, agent = build(args)
+    env.close()
+    assert agent.optimizer.param_groups[0]["lr"] == args.lr != dqn.hyperparameters["lr"]

@@ -313,3 +313,9 @@ def test_dqn_py_imports_nothing_from_the_package_above_it():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=dqn.__file__.rsplit("/", 1)[0], timeout=60
     )
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.00123])
+def test_the_learning_rate_reaches_adam(lr):
+    agent = dqn.DQN(4, 2, seed=0, lr=lr)
+    assert agent.optimizer.param_groups[0]["lr"] == lr

@@ -47,9 +47,13 @@ def n_step_row(rewards, t, n):
 def test_n_step_rows_match_a_direct_sum_with_flushed_tails():
     agent = make_agent(4, 2, seed=0, gamma=GAMMA, memory_capacity=50, terminal_mask=True, n_step=3)
     episodes = [([1.0, 2.0, 3.0, 4.0, 5.0], "terminated"), ([0.5, -1.0, 2.0, 0.25], "truncated"), ([7.0, 1.0], "open")]
+    # Every episode first, then the checks: a row left open past its episode's end would
+    # take the next episode's rewards, and only a check after that episode sees it.
+    played = [
+        play_episode(agent, rewards, end, first_state=100 * number) for number, (rewards, end) in enumerate(episodes)
+    ]
     row = 0
-    for number, (rewards, end) in enumerate(episodes):
-        states = play_episode(agent, rewards, end, first_state=100 * number)
+    for number, ((rewards, end), states) in enumerate(zip(episodes, played, strict=True)):
         for t in range(len(rewards)):
             expected, k, next_index = n_step_row(rewards, t, 3)
             s, a, r, s_, terminated, discount = agent.batch_at(np.array([row]))
