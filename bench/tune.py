@@ -8,16 +8,20 @@ worse than most earlier ones at that point is pruned; so is a trial with an unso
 since the preset has to solve every seed.
 
 The study lives in a SQLite file under bench/results by default: no server, and a study
-stopped halfway resumes where it was. --storage takes any URL Optuna accepts (PostgreSQL,
-MySQL), so that workers on several machines join one study; --n-jobs starts that many
-worker processes here. A run with one worker from an empty study, with the same
+stopped halfway resumes where it was. --storage takes any database URL Optuna accepts
+(PostgreSQL, MySQL), so that workers on several machines join one study; --n-jobs starts
+that many worker processes here. --n-trials is the study's total of finished trials,
+however many workers share it. Each running trial beats a heartbeat into the database:
+a trial whose worker died (killed, or its machine lost) is marked failed once its
+heartbeat is --heartbeat x 2 seconds old, by the next worker to start a trial, and its
+values are tried again. A run with one worker from an empty study, with the same
 --sampler-seed and --n-trials, proposes the same trials as before and gets the same
 results (each trial's training is seeded). A resumed study continues with a seed of its
 own. With several workers, which trial sees which results depends on timing, so the
 trials differ from run to run.
 
     python bench/tune.py --n-trials 150 --n-jobs 2          # resumes bench/results/tune.db
-    python bench/tune.py --storage postgresql://user@host/db --study-name tuned --n-trials 300
+    python bench/tune.py --storage postgresql://user@host/db --study-name tuned --n-trials 300   # on each machine
 
 Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
 """
@@ -26,12 +30,17 @@ import argparse
 import csv
 import json
 import multiprocessing
+import os
+import socket
 import statistics
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import optuna
 from judge import judge, seed_list
+from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -76,8 +85,26 @@ def as_flags(values):
     return flags
 
 
-def objective(trial, seeds, budget):
-    """Median env steps to solve over the tuning seeds (unsolved: 2 x budget); pruned early when poor."""
+class StudyFull(Exception):
+    """The study already holds --n-trials trials, finished or running: this one is not needed."""
+
+
+def trials_before(trial, study):
+    """The study's trials numbered before this one that count towards --n-trials (all but failed ones)."""
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return [t for t in study.get_trials(deepcopy=False, states=counted) if t.number < trial.number]
+
+
+def objective(trial, seeds, budget, n_trials):
+    """Median env steps to solve over the tuning seeds (unsolved: 2 x budget); pruned early when poor.
+
+    Trial numbers come from the database in order, so two workers that start a trial at
+    the same moment agree on which of them is one too many: that one ends as failed.
+    """
+    if len(trials_before(trial, trial.study)) >= n_trials:
+        trial.set_user_attr("surplus", "the study already had --n-trials trials")
+        raise StudyFull()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     flags = as_flags(suggest(trial))
     steps = []
     for i, seed in enumerate(seeds):
@@ -118,9 +145,17 @@ def open_study(args, worker=0):
     two workers must not propose the same ones: both get their own seed.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # heartbeats are marked experimental; the tests hold them to their word
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            args.storage,
+            heartbeat_interval=args.heartbeat,
+            grace_period=2 * args.heartbeat,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     study = optuna.create_study(
         study_name=args.study_name,
-        storage=args.storage,
+        storage=storage,
         load_if_exists=True,
         direction="minimize",
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
@@ -134,21 +169,30 @@ def open_study(args, worker=0):
 
 
 def work(args, worker=0):
-    """One worker: run trials until the study holds --n-trials finished ones (or --timeout passes)."""
+    """One worker: run trials until the study holds --n-trials of them (or --timeout passes)."""
     study = open_study(args, worker)
-    done = optuna.study.MaxTrialsCallback(
-        args.n_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    )
+    start = time.monotonic()
 
     def log(study, trial):
-        print(f"trial {trial.number}: {trial.state.name.lower()} {trial.value}", flush=True)
+        if "surplus" not in trial.user_attrs:
+            print(f"trial {trial.number}: {trial.state.name.lower()} {trial.value}", flush=True)
 
-    study.optimize(
-        lambda trial: objective(trial, args.seeds, args.budget),
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        callbacks=[done, log],
-    )
+    while args.timeout is None or time.monotonic() - start < args.timeout:
+        study.optimize(
+            lambda trial: objective(trial, args.seeds, args.budget, args.n_trials),
+            n_trials=1,
+            catch=(StudyFull,),
+            callbacks=[log],
+        )
+        last = study.get_trials(deepcopy=False)[-1]
+        if "surplus" in last.user_attrs or counted_trials(study) >= args.n_trials:
+            break
+
+
+def counted_trials(study):
+    """Finished and running trials, and those waiting to run again: what --n-trials counts."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    return len(study.get_trials(deepcopy=False, states=states))
 
 
 def write_results(study, out):
@@ -158,11 +202,12 @@ def write_results(study, out):
     names = sorted({name for t in trials for name in t.params})
     with open(out / "tune_trials.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["number", "state", "value", "duration_s", *names, "seeds"])
+        writer.writerow(["number", "state", "value", "duration_s", *names, "seeds", "worker"])
         for t in trials:
             duration = t.duration.total_seconds() if t.duration else ""
-            seeds = json.dumps({k: v for k, v in t.user_attrs.items()})
-            writer.writerow([t.number, t.state.name, t.value, duration, *(t.params.get(n, "") for n in names), seeds])
+            seeds = json.dumps({k: v for k, v in t.user_attrs.items() if k.startswith("seed")})
+            values = [t.params.get(n, "") for n in names]
+            writer.writerow([t.number, t.state.name, t.value, duration, *values, seeds, t.user_attrs.get("worker", "")])
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = study.best_trial
@@ -177,12 +222,15 @@ def write_results(study, out):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n-trials", type=int, default=150, help="stop once the study holds this many finished trials")
+    p.add_argument("--n-trials", type=int, default=150, help="the study's total of trials, over all workers")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which each worker stops starting trials")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="an Optuna storage URL")
     p.add_argument("--study-name", default="tuned")
     p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument(
+        "--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; 2x: it is dead"
+    )
     p.add_argument("--seeds", type=seed_list, default=list(range(1000, 1005)), help="tuning seeds, e.g. 1000-1004")
     p.add_argument("--budget", type=int, default=30_000, help="env steps per tuning seed")
     p.add_argument("--out", default=str(RESULTS))

@@ -5,6 +5,7 @@ learning video plays the weights saved along the way. Also --render's window che
 """
 
 import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from beyond.pixels import env_maker
 
 WATCH_MAX_STEPS = 500
 PANEL_HEIGHT = 120  # below the env's picture
-MACRO_BLOCK = 16  # MP4 frames are padded to multiples of this (padded_to_blocks)
+MACRO_BLOCK = 16  # MP4 frames are padded to multiples of this (framed_for_a_player)
+PLAYER_MARGIN = 88  # blank rows below each MP4 frame: a player's controls and their shading cover the bottom of a video
 FRAMES_HEIGHT = 56  # a pixel agent's frame stack, below the panel
 CAPTION_HEIGHT = 32  # above each part of the learning video
 GIF_PART_FRAMES = 80  # a learning GIF keeps at most this many (every other) frames of each part
@@ -278,21 +280,22 @@ class VideoFile:
 
     def add(self, frame):
         if not (self.gif and self.frames % 2):
-            self.writer.append_data(frame if self.gif else padded_to_blocks(frame))
+            self.writer.append_data(frame if self.gif else framed_for_a_player(frame))
         self.frames += 1
 
     def __exit__(self, *exc):
         return self.stack.__exit__(*exc)
 
 
-def padded_to_blocks(frame, block=MACRO_BLOCK):
-    """frame with black rows and columns added below and right, to a multiple of block pixels each way.
+def framed_for_a_player(frame, margin=PLAYER_MARGIN, block=MACRO_BLOCK):
+    """frame with white rows below (margin, then up to a multiple of block) and columns right (to a multiple).
 
-    ffmpeg's encoder works on 16x16 blocks; imageio would otherwise resize the frame, with a warning.
+    The margin keeps a notebook's or browser's video controls off the Q-value panel; the
+    encoder works on 16x16 blocks, and imageio would otherwise resize the frame, with a warning.
     """
     height, width = frame.shape[:2]
-    pad = ((0, -height % block), (0, -width % block), (0, 0))
-    return np.pad(frame, pad) if any(p[1] for p in pad[:2]) else frame
+    pad = ((0, margin + (-(height + margin)) % block), (0, -width % block), (0, 0))
+    return np.pad(frame[..., :3], pad, constant_values=255)
 
 
 def ffmpeg_available():
@@ -313,6 +316,21 @@ def embedded(path):
     if Path(path).suffix.lower() == ".gif":
         return Image(filename=str(path))
     return Video(str(path), embed=True, html_attributes="controls loop")
+
+
+def shown(figure):
+    """What shows a matplotlib figure inside a notebook whatever the backend: its PNG, as an image.
+
+    A notebook shows figures by itself only with the inline backend; with MPLBACKEND=Agg
+    set, it would show nothing. The figure is closed, so the inline backend does not show it twice.
+    """
+    import matplotlib.pyplot as plt
+    from IPython import display
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return display.Image(data=buffer.getvalue(), format="png")
 
 
 def mark_snapshots(figure, moments):

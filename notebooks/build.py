@@ -37,13 +37,14 @@ def build(source):
         if match:
             used.append(match[1])
             cell.source = sections[match[1]]
-        cell.id = f"cell-{i:02d}"  # fixed ids keep the rebuild byte-stable
+        cell.id = str(i)  # fixed ids keep the rebuild byte-stable; nbstripout numbers them the same way
     expected = [name for name in sections if name not in LEFT_OUT]
     if used != expected:
         raise SystemExit(f"{source.name}: dqn.py sections used {used}, expected {expected}")
+    # What Jupyter's own kernel writes, so that running the notebook leaves its metadata as it
+    # was; language_info, which a run fills in, is left out (the README's nbstripout drops it).
     notebook.metadata = {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
     }
     notebook.nbformat, notebook.nbformat_minor = 4, 5
     return nbformat.writes(notebook) + "\n"

@@ -103,7 +103,7 @@ def trials_without_timings(path):
     with open(path) as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        del row["duration_s"]
+        del row["duration_s"], row["worker"]
         row["seeds"] = {k: v["solved_at"] for k, v in json.loads(row["seeds"]).items()}
     return rows
 

@@ -36,12 +36,15 @@ def test_the_notebooks_show_dqn_pys_code_and_no_outputs():
         assert "parameters" in cells[1]["metadata"]["tags"]
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_the_notebook_runs_on_a_fresh_kernel_and_shows_the_plot_and_the_agent(name, tmp_path):
+# One notebook with the kernel's own inline backend, the other with MPLBACKEND=Agg set, as
+# some setups have: the plots must show either way.
+@pytest.mark.parametrize("name, backend", [("dqn.ipynb", None), ("dqn.zh-CN.ipynb", "Agg")])
+def test_the_notebook_runs_on_a_fresh_kernel_and_shows_the_plot_and_the_agent(name, backend, tmp_path):
     executed = tmp_path / name
     command = [sys.executable, "-m", "papermill", str(ROOT / name), str(executed), "--cwd", str(ROOT), "-k", "python3"]
     command += ["-p", "episodes", "40", "-p", "learning_starts", "200", "-p", "out_dir", str(tmp_path)]
-    result = subprocess.run(command, env=headless_env(), capture_output=True, text=True, timeout=600)
+    env = headless_env(**({"MPLBACKEND": backend} if backend else {}))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = [o for c in json.loads(executed.read_text())["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
@@ -53,3 +56,22 @@ def test_the_notebook_runs_on_a_fresh_kernel_and_shows_the_plot_and_the_agent(na
     gifs = [o for o in outputs if "image/gif" in o.get("data", {})]
     assert len(videos) + len(gifs) == 2  # the trained agent and the learning video, inside the notebook
     assert "learning video: after" in printed and "watch episode 1/1" in printed
+    # The progress bar is a notebook widget, not text on stderr.
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert not [o for o in outputs if o["output_type"] == "stream" and o["name"] == "stderr"], outputs
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_nbstripout_turns_a_run_notebook_back_into_the_committed_one(name):
+    """So that after `nbstripout --install` (README) a notebook that has run shows no change in git."""
+    pytest.importorskip("nbstripout", reason="requirements-dev.txt has it")
+    committed = (ROOT / name).read_text(encoding="utf-8")
+    run = json.loads(committed)
+    for i, cell in enumerate(c for c in run["cells"] if c["cell_type"] == "code"):
+        cell["execution_count"] = i + 1
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["trained\n"]}]
+    run["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python"}
+    # --extra-keys: what the README sets as filter.nbstripout.extrakeys
+    command = [sys.executable, "-m", "nbstripout", "-t", "--extra-keys", "metadata.language_info"]
+    stripped = subprocess.run(command, input=json.dumps(run), capture_output=True, text=True, check=True)
+    assert stripped.stdout == committed
