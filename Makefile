@@ -1,7 +1,7 @@
 # Every figure and number in the READMEs and docs/ comes from one of these targets.
 PY ?= python
 
-.PHONY: test lint notebooks figures speed ablation tune extension-cost pixels links bench all
+.PHONY: test lint notebooks figures speed ablation why resume-cost tune extension-cost pixels links bench all
 test:
 	$(PY) -m pytest
 
@@ -22,6 +22,12 @@ speed:              ## bench/results/speed.md: dqn.py vs the blog's literal code
 ablation:           ## bench/results/ablation.md and ablation.png: every row judged on seeds 0-9 (resumes)
 	$(PY) bench/ablation.py
 
+why:                ## bench/results/why_dqn.md and its figures: replay/target-net ablation, value estimates (resumes)
+	$(PY) bench/why_dqn.py
+
+resume-cost:        ## prints resume.pt's size and its write and read times, each preset's memory full
+	$(PY) bench/resume_cost.py
+
 tune:               ## bench/results/tune.db, tune_trials.csv, tune_best.json: the study behind --preset tuned (resumes)
 	$(PY) bench/tune.py --n-jobs 2
 
@@ -35,6 +41,6 @@ pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two
 links:              ## point the dqn.py#L and beyond/*.py#L links of the READMEs and docs/ at the right lines
 	$(PY) bench/readme_links.py
 
-bench: figures speed extension-cost tune ablation pixels
+bench: figures speed extension-cost tune ablation why pixels
 
 all: bench links lint test

@@ -261,18 +261,26 @@ def train(
     seed=None,
     log=print,
     hooks=None,
+    resume=None,
 ):
     """Train agent on env; return one dict per episode (steps, reward, loss, ...).
 
     hooks (optional, see Hooks below) lets the extras watch the loop without living in it.
+    resume (optional, beyond the blog): (records, env_steps, unfinished) of a stopped run,
+    to carry on from; a record of an episode cut short holds its "unfinished" state.
     """
     hooks = hooks or Hooks()
     env.action_space.seed(seed)
-    records, env_steps, start = [], 0, time.perf_counter()
-    for i_episode in range(episodes):
-        s, _ = env.reset(seed=seed if i_episode == 0 else None)
-        reward, loss_sum, learn_steps = 0.0, 0.0, 0
-        for step in range(1, max_episode_steps + 1):
+    records, env_steps, unfinished = resume or ([], 0, None)
+    start = time.perf_counter()
+    for i_episode in range(len(records), episodes):
+        if unfinished:  # the episode a stopped run was in the middle of: no reset
+            s, reward, loss_sum, learn_steps, first_step = unfinished
+            unfinished = None
+        else:
+            s, _ = env.reset(seed=seed if i_episode == 0 else None)
+            reward, loss_sum, learn_steps, first_step = 0.0, 0.0, 0, 1
+        for step in range(first_step, max_episode_steps + 1):
             hooks.before_step(env_steps)
             a = agent.choose_action(s)
             s_, r, terminated, truncated, info = env.step(a)
@@ -289,6 +297,8 @@ def train(
         loss = loss_sum / learn_steps if learn_steps else math.nan
         records.append(dict(episode=i_episode, steps=step, reward=reward, epsilon=agent.epsilon, loss=loss))
         records[-1].update(learning=learn_steps > 0, env_steps=env_steps, wall_s=time.perf_counter() - start)
+        if not (terminated or truncated or step == max_episode_steps):  # stopped mid-episode: what resuming needs
+            records[-1]["unfinished"] = (s_, reward, loss_sum, learn_steps, step + 1)
         if learn_steps and log:
             log(f"Ep: {i_episode} | reward: {reward:.3f} | steps: {step}")
         hooks.after_episode(records[-1])

@@ -14,7 +14,8 @@ to the preset, delete the files of the rows it affects).
     python bench/ablation.py --rows tuned sb3-zoo --interleave   # only these, seed by seed
     python bench/ablation.py --table-only           # the table and figure from the results so far
 
-Writes bench/results/ablation.md and ablation.png.
+Writes bench/results/ablation.md and ablation.png (for other --seeds than 0-9:
+ablation_seedsA-B.md and .png).
 """
 
 import argparse
@@ -209,8 +210,9 @@ def main():
         for name in args.rows:
             run_row(out, name, args.seeds, args.budget)
     text = table(out, list(ROWS), args.seeds, args.budget) + comparisons(out, args.seeds)
-    (out / "ablation.md").write_text(text)
-    profile_figure(out, PROFILE_ROWS, args.seeds, args.budget, out / "ablation.png")
+    name = "ablation" if args.seeds == list(REPORT_SEEDS) else f"ablation_seeds{args.seeds[0]}-{args.seeds[-1]}"
+    (out / f"{name}.md").write_text(text)
+    profile_figure(out, PROFILE_ROWS, args.seeds, args.budget, out / f"{name}.png")
     print(text)
 
 

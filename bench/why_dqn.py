@@ -175,8 +175,9 @@ def gaps(results):
 def values_table(out, seeds):
     lines = [
         "| row | flags | estimate − truth, mean over the run's evaluations: median [95% CI] | IQM [95% CI] | "
-        "over the last 10 evaluations: median [95% CI] | mean eval return over the budget (median) |",
-        "|---|---|---|---|---|---|",
+        "over the last 10 evaluations: median [95% CI] | estimate / truth, last 10 evaluations (medians) | "
+        "mean eval return over the budget (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, flags in VALUE_ROWS.items():
         results = load(out, name, seeds)
@@ -185,8 +186,10 @@ def values_table(out, seeds):
         gap = gaps(results)[1]
         median, iqm = intervals.fmt_summary(intervals.summarize(gap.mean(axis=1)), digits=2)
         late, _ = intervals.fmt_summary(intervals.summarize(gap[:, -10:].mean(axis=1)), digits=2)
-        shown = " ".join(f for f in flags if f not in PINNED) if flags[: len(PINNED)] == PINNED else " ".join(flags)
-        lines.append(f"| {name} | `{shown}` | {median} | {iqm} | {late} | {np.median(area_under_curve(results)):.0f} |")
+        shown = " ".join(flags[len(PINNED) :] if flags[: len(PINNED)] == PINNED else flags)  # PINNED: above
+        estimate, truth = (np.median(curve(results, column)[1][:, -10:].mean(axis=1)) for column in (2, 3))
+        auc = np.median(area_under_curve(results))
+        lines.append(f"| {name} | `{shown}` | {median} | {iqm} | {late} | {estimate:.2f} / {truth:.2f} | {auc:.0f} |")
     lines += [
         "",
         "Probability that a seed of Double DQN ends with a smaller gap than a seed of DQN (last 10 evaluations):",

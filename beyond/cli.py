@@ -26,6 +26,7 @@ from beyond.files import (
 )
 from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
+from beyond.resume import RESUME_FILE, restore, resumed_args, save_resume_state
 from beyond.tensorboard import ScalarLog
 from beyond.values import add_value_panel
 from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
@@ -37,16 +38,21 @@ def main(argv=None):
         args = parse_args(argv)
         if args.play:
             return play(args)
+        if args.resume:
+            args = resumed_args(args.resume, argv)
         run_dir = make_run_dir(args)
         env, agent = build(args)
         scalars = ScalarLog(run_dir, args) if args.tensorboard else None
         hooks, records = train_with_hooks(agent, env, args, scalars)
         with ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
+            resume_file = save_resume_state(run_dir / RESUME_FILE, args, agent, env, hooks, records)
             hooks.choose_weights_and_evaluate(records)
             if scalars:
                 scalars.close()
             moments = hooks.learning_moments(args.snapshots)
             figure = save(run_dir, args, agent, records, hooks.evals, moments)
+            if resume_file:
+                print(f"saved {resume_file} (python dqn.py --resume {run_dir} trains on from here)")
         if hooks.interrupted:
             print("interrupted: saved the episodes trained so far", file=sys.stderr)
             return 130
@@ -86,9 +92,14 @@ def train_with_hooks(agent, env, args, scalars=None):
     if args.pixels:
         reward_fn = pixels.true_state_reward(reward_fn)
     hooks = TrainingHooks(agent, env, args, log, reward_fn, scalars)
+    resume = None
+    if args.resume:  # carry on from where the stopped run was
+        restore(args.resume_state, agent, env)
+        hooks.load_resume_state(args.resume_state["hooks"])
+        resume = args.resume_state["train"]
     start = time.perf_counter()
     with hooks.ctrl_c_stops_training():
-        records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, args.seed, log, hooks)
+        records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, args.seed, log, hooks, resume)
     elapsed = time.perf_counter() - start
     env.close()
     env_steps = records[-1]["env_steps"] if records else 0

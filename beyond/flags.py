@@ -251,6 +251,13 @@ def build_parser():
         "--play", default=None, metavar="MODEL_PT", help="load a checkpoint and watch or record it, without training"
     )
     g.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="carry on a run stopped by Ctrl-C or its budget, with its own settings; "
+        "--max-env-steps and --episodes set the new total",
+    )
+    g.add_argument(
         "--tensorboard",
         action="store_true",
         help="also log every episode and evaluation for `tensorboard --logdir runs` (needs: pip install tensorboard)",

@@ -205,6 +205,23 @@ class TrainingHooks(Snapshots):
         values = ValueCheck(self.reward_fn, self.agent.gamma) if self.reward_fn else None
         return evaluate(self.agent, self.args.eval_episodes, self.args.eval_env, seed=seed, values=values)
 
+    # What the rest of training depends on, for --resume (beyond/resume.py); the schedules
+    # are functions of env steps alone, and the rest is rebuilt from the run's settings.
+    RESUMABLE = (
+        *("evals", "good_state", "solved", "best", "diverged", "next_eval"),
+        *("taking_snapshots", "snapshots", "snapshot_every", "next_snapshot", "episode"),
+    )
+
+    def resume_state(self):
+        return {name: getattr(self, name) for name in self.RESUMABLE}
+
+    def load_resume_state(self, state):
+        """Carry on with a stopped run's bookkeeping; its memory is full already, so no progress bar."""
+        vars(self).update(state)
+        if self.progress is not None and self.agent.memory_counter > self.agent.learning_starts:
+            self.progress.close()
+            self.progress = None
+
     @contextlib.contextmanager
     def ctrl_c_stops_training(self):
         """Inside: the first SIGINT asks the loop to stop at the next step boundary."""

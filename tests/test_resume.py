@@ -1,0 +1,153 @@
+"""--resume: a run stopped by its budget or by Ctrl-C, carried on, writes what a run that never stopped writes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from beyond.resume import RESUME_FILE
+from conftest import ROOT, assert_one_line_error, headless_env, read_metrics, run_dqn
+
+TUNED = ["--preset", "tuned", "--seed", "5", "--no-early-stop", "--eval-every", "2000"]
+QUIET = ["--watch", "0", "--snapshots", "0", "--quiet", "--no-show"]
+PIXELS = ["--pixels", "--memory-capacity", "300", "--learning-starts", "100", "--eval-every", "200"]
+PIXELS += ["--eval-episodes", "1", "--no-keep-best", "--seed", "1"]
+
+
+def without_wall_times(path):
+    """A run's CSV rows, less the wall-time column, which no two runs share."""
+    rows = read_metrics(path)
+    for row in rows:
+        row.pop("wall_s", None)
+    return rows
+
+
+def assert_same_run(cwd, resumed, one_go):
+    for name in ("metrics.csv", "evals.csv"):
+        first, second = (without_wall_times(cwd / "runs" / run / name) for run in (resumed, one_go))
+        assert first == second, name
+    return read_metrics(cwd / "runs" / resumed / "metrics.csv")
+
+
+def run_ok(*args, cwd):
+    result = run_dqn(*args, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def saved_state(cwd, run):
+    return torch.load(cwd / "runs" / run / RESUME_FILE, weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def one_go(tmp_path_factory):
+    """The tuned preset (n-step and prioritized replay on) trained to 12,000 env steps without a stop."""
+    cwd = tmp_path_factory.mktemp("resume")
+    run_ok(*TUNED, *QUIET, "--max-env-steps", "12000", "--run-name", "one-go", cwd=cwd)
+    return cwd
+
+
+def test_a_run_stopped_by_its_budget_and_resumed_is_the_run_that_never_stopped(one_go):
+    run_ok(*TUNED, *QUIET, "--max-env-steps", "6000", "--run-name", "split", cwd=one_go)
+    finished, env_steps, unfinished = saved_state(one_go, "split")["train"]
+    assert env_steps == 6000 and unfinished is not None  # it stopped in the middle of an episode
+    result = run_ok("--resume", one_go / "runs" / "split", "--max-env-steps", "12000", *QUIET, cwd=one_go)
+    assert "saved" in result.stdout
+    rows = assert_same_run(one_go, "split", "one-go")
+    assert int(rows[-1]["env_steps"]) == 12000 and len(rows) > len(finished) + 1
+
+
+def test_a_run_stopped_by_ctrl_c_and_resumed_is_the_run_that_never_stopped(one_go):
+    command = [sys.executable, str(ROOT / "dqn.py"), *TUNED, *QUIET[:4], "--max-env-steps", "12000"]
+    proc = subprocess.Popen(
+        [*command, "--run-name", "cut"],
+        cwd=one_go,
+        env=headless_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # Ctrl-C at some moment after learning started
+        if line.startswith("eval @ 4000"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    _, env_steps, _ = saved_state(one_go, "cut")["train"]
+    assert 4000 <= env_steps < 12000
+    run_ok("--resume", one_go / "runs" / "cut", *QUIET, cwd=one_go)  # to the run's own budget
+    assert_same_run(one_go, "cut", "one-go")
+
+
+def test_a_pixel_run_resumes_exactly(tmp_path):
+    run_ok(*PIXELS, *QUIET, "--max-env-steps", "600", "--run-name", "one-go", cwd=tmp_path)
+    run_ok(*PIXELS, *QUIET, "--max-env-steps", "301", "--run-name", "split", cwd=tmp_path)
+    state = saved_state(tmp_path, "split")
+    assert state["train"][2] is not None and len(state["env"][0]["frames"]) == 4  # mid-episode, frame stack kept
+    run_ok("--resume", tmp_path / "runs" / "split", "--max-env-steps", "600", *QUIET, cwd=tmp_path)
+    assert_same_run(tmp_path, "split", "one-go")
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("stopped")
+    run_ok("--episodes", "3", "--memory-capacity", "100", "--seed", "0", *QUIET, "--run-name", "s", cwd=cwd)
+    return cwd
+
+
+@pytest.mark.parametrize(
+    "flags, needles",
+    [
+        (["--lr", "0.001"], ["--lr would change them"]),
+        (["--preset", "tuned", "--gamma", "0.5"], ["--gamma, --preset would change them"]),
+        ([], ["has trained its 3 episodes", "larger --episodes"]),
+    ],
+)
+def test_a_resume_that_would_change_the_run_or_has_nothing_to_do_is_one_line(stopped, flags, needles):
+    assert_one_line_error(run_dqn("--resume", stopped / "runs" / "s", *flags, cwd=stopped), *needles)
+
+
+def test_damaged_missing_and_foreign_resume_files_are_one_line(stopped, tmp_path):
+    assert_one_line_error(run_dqn("--resume", tmp_path / "nothing", cwd=tmp_path), "no such run folder")
+    (tmp_path / "runs" / "empty").mkdir(parents=True)
+    assert_one_line_error(run_dqn("--resume", tmp_path / "runs" / "empty", cwd=tmp_path), "has no resume.pt")
+    damaged = tmp_path / "runs" / "damaged"
+    damaged.mkdir()
+    data = (stopped / "runs" / "s" / RESUME_FILE).read_bytes()
+    (damaged / RESUME_FILE).write_bytes(data[: len(data) // 2])
+    assert_one_line_error(run_dqn("--resume", damaged, cwd=tmp_path), "is damaged")
+    foreign = tmp_path / "runs" / "foreign"
+    foreign.mkdir()
+    torch.save(dict(format="dqn-cartpole-resume/0"), foreign / RESUME_FILE)
+    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), "dqn-cartpole-resume/0", "cannot continue it")
+
+
+def test_a_solved_run_has_nothing_to_resume(tmp_path):
+    run_ok("--env", "CartPole-v0", "--reward", "shaped", "--eval-every", "1000", "--early-stop", "-100", "--seed", "0",
+           *QUIET, "--run-name", "solved", cwd=tmp_path)  # fmt: skip
+    assert_one_line_error(run_dqn("--resume", tmp_path / "runs" / "solved", "--episodes", "999", cwd=tmp_path),
+                          "solved the task", "nothing to continue")  # fmt: skip
+
+
+def test_resume_state_is_written_whole_even_with_a_second_ctrl_c(tmp_path):
+    """The resume file is written inside the same Ctrl-C shield as the rest; one written by a kill is never half."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "dqn.py"), "--episodes", "100000", "--memory-capacity", "200", "--seed", "0",
+         *QUIET, "--run-name", "twice"],
+        cwd=tmp_path, env=headless_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # while it saves
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    state = saved_state(tmp_path, "twice")
+    assert state["agent"]["memory_counter"] == state["train"][1]  # one row per env step, as trained
+    assert not [p for p in os.listdir(tmp_path / "runs" / "twice") if p.startswith(".")]  # no temporary files left
