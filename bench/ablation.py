@@ -4,14 +4,14 @@ Rows: the blog's defaults (on its own shaped task, and on the standard task); ea
 fix alone on the standard task, the earlier ones and the three extensions (these also on
 top of the terminal mask, which the standard task's reward needs); the tuned
 preset; the preset without each of its parts; and Stable-Baselines3's DQN with the
-rl-zoo's values (bench/sb3_anchor.py). One seed at a time, in this process.
+rl-zoo's values (bench/sb3_anchor.py). One seed per core (--jobs), each in a fresh process.
 
 Resumable: each seed's result is appended to bench/results/judge/<row>.jsonl as soon as
 it is done, and a rerun skips the seeds a row already has (so after a change to the code or
 to the preset, delete the files of the rows it affects).
 
-    python bench/ablation.py                        # every row, seeds 0-9 (a few hours on one core)
-    python bench/ablation.py --rows tuned sb3-zoo --interleave   # only these, seed by seed
+    python bench/ablation.py                        # every row, seeds 0-9 (a few hours on 2 cores)
+    python bench/ablation.py --rows tuned sb3-zoo --jobs 1       # only these, one seed at a time
     python bench/ablation.py --table-only           # the table and figure from the results so far
 
 Writes bench/results/ablation.md and ablation.png (for other --seeds than 0-9:
@@ -20,11 +20,12 @@ ablation_seedsA-B.md and .png).
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import intervals
 import numpy as np
-from judge import BUDGET, REPORT_SEEDS, describe, judge, seed_list
+from judge import BUDGET, REPORT_SEEDS, describe, in_pool, judge, seed_list
 
 from beyond.flags import PRESETS
 
@@ -84,19 +85,22 @@ def load(out, name):
     return {r["seed"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
 
 
-def run_row(out, name, seeds, budget):
-    """Judge the row's missing seeds, appending each result as soon as it is done."""
-    done = load(out, name)
-    row_path(out, name).parent.mkdir(parents=True, exist_ok=True)
-    for seed in seeds:
-        if seed in done:
-            continue
-        if ROWS[name][0] is None:
-            from sb3_anchor import judge_sb3
+def judge_row_seed(task):
+    """One (row, seed, budget), judged: (row, result). The SB3 row runs Stable-Baselines3 instead."""
+    name, seed, budget = task
+    if ROWS[name][0] is None:
+        from sb3_anchor import judge_sb3
 
-            result = judge_sb3(seed)
-        else:
-            result = judge(ROWS[name][0], seed, budget)
+        return name, judge_sb3(seed)
+    return name, judge(ROWS[name][0], seed, budget)
+
+
+def run_rows(out, names, seeds, budget, jobs=1):
+    """Judge each row's missing seeds, jobs at a time (seed by seed across the rows); append each result when done."""
+    tasks = [(name, seed, budget) for seed in seeds for name in names if seed not in load(out, name)]
+    (out / "judge").mkdir(parents=True, exist_ok=True)
+    results = map(judge_row_seed, tasks) if jobs == 1 else in_pool(judge_row_seed, tasks, jobs)
+    for name, result in results:
         print(f"{name}: {describe(result)}", flush=True)
         with open(row_path(out, name), "a") as f:
             f.write(json.dumps(result) + "\n")
@@ -198,17 +202,12 @@ def main():
     p.add_argument("--seeds", type=seed_list, default=list(REPORT_SEEDS))
     p.add_argument("--budget", type=int, default=BUDGET)
     p.add_argument("--table-only", action="store_true", help="no training: the table and figure from saved results")
-    p.add_argument("--interleave", action="store_true", help="run seed by seed across the rows, not row by row")
+    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
     out = Path(args.out)
-    if args.interleave:  # seed by seed across the rows, so that their wall times share the machine's moods
-        for seed in args.seeds:
-            for name in args.rows:
-                run_row(out, name, [seed], args.budget)
-    elif not args.table_only:
-        for name in args.rows:
-            run_row(out, name, args.seeds, args.budget)
+    if not args.table_only:  # seed by seed across the rows, so that their wall times share the machine's moods
+        run_rows(out, args.rows, args.seeds, args.budget, args.jobs)
     text = table(out, list(ROWS), args.seeds, args.budget) + comparisons(out, args.seeds)
     name = "ablation" if args.seeds == list(REPORT_SEEDS) else f"ablation_seeds{args.seeds[0]}-{args.seeds[-1]}"
     (out / f"{name}.md").write_text(text)

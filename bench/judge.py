@@ -8,13 +8,14 @@
   is a lucky one; the confirmation is reported too.
 - A seed that does not solve within the budget is unsolved: it counts as the worst value,
   never as a number of steps.
-- Wall time is the whole run, evaluations included, with one torch thread, one seed at a
-  time, in this process.
+- Wall time is the whole run, evaluations included, with one torch thread; the benches run
+  one seed per core (--jobs), each in a fresh worker process.
 
-    python bench/judge.py --seeds 0-9 -- --preset tuned          # one configuration, printed
+    python bench/judge.py --seeds 0-9 -- --preset tuned          # one configuration, printed, 2 seeds at a time
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,6 +103,25 @@ def judge(flags, seed, budget=BUDGET, on_eval=None, to_budget=False, value_estim
     )
 
 
+def in_pool(work, tasks, jobs):
+    """work(task) for each task, jobs at a time, each in a fresh worker process; yields results as they finish.
+
+    A fresh process per task makes every seed's run its own, with nothing carried over from
+    the run before it (torch's threads, caches, module state), so a result does not depend
+    on --jobs or on the order: one process per core reports each seed's wall time as it
+    would be measured alone on that core.
+    """
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1) as pool:
+        yield from pool.imap_unordered(work, tasks)
+
+
+def judge_task(task):
+    """in_pool's work for judge(): task is (flags, seed, budget)."""
+    return judge(*task)
+
+
 def describe(result):
     """One line for a judged seed."""
     r = result
@@ -120,11 +140,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=seed_list, default=list(REPORT_SEEDS))
     p.add_argument("--budget", type=int, default=BUDGET)
+    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
     p.add_argument("flags", nargs=argparse.REMAINDER, help="after --: dqn.py flags")
     args = p.parse_args()
     flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
-    for seed in args.seeds:
-        r = judge(flags, seed, args.budget)
+    for r in in_pool(judge_task, [(flags, seed, args.budget) for seed in args.seeds], args.jobs):
         print(describe(r), flush=True)
 
 

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import intervals
 import numpy as np
-from judge import REPORT_SEEDS, judge, seed_list
+from ablation import steps_to_solve
+from judge import REPORT_SEEDS, in_pool, judge, seed_list
 from speed import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,18 +99,13 @@ def run_one(task):
 
 def run(out, names, seeds, jobs):
     """Judge every missing (row, seed), jobs at a time, appending each result as it arrives."""
-    import multiprocessing
-
     done = {(n, r["seed"]) for n in names for r in load(out, n, seeds)}
     tasks = [(n, s) for s in seeds for n in names if (n, s) not in done]
     row_path(out, "x").parent.mkdir(parents=True, exist_ok=True)
-    with multiprocessing.Pool(jobs, maxtasksperchild=1) as pool:  # a fresh process per run
-        for name, result in pool.imap_unordered(run_one, tasks):
-            print(
-                f"{name}: seed {result['seed']}, solved at {result['solved_at']}, {result['wall_s']:.0f} s", flush=True
-            )
-            with open(row_path(out, name), "a") as f:
-                f.write(json.dumps(result) + "\n")
+    for name, result in in_pool(run_one, tasks, jobs):
+        print(f"{name}: seed {result['seed']}, solved at {result['solved_at']}, {result['wall_s']:.0f} s", flush=True)
+        with open(row_path(out, name), "a") as f:
+            f.write(json.dumps(result) + "\n")
 
 
 def curve(results, column=1):
@@ -154,8 +150,7 @@ def ablation_details(out, seeds):
         if not results:
             continue
         median, iqm = intervals.fmt_summary(intervals.summarize(area_under_curve(results)))
-        steps = [r["solved_at"] if r["solved_at"] is not None else np.inf for r in results]
-        solve_median, _ = intervals.fmt_summary(intervals.summarize(steps), ABLATION_BUDGET)
+        solve_median, _ = intervals.fmt_summary(intervals.summarize(steps_to_solve(results)), ABLATION_BUDGET)
         solved = [r for r in results if r["solved_at"] is not None]
         confirmed = sum(r["confirm_mean"] >= 475 for r in solved)
         wall = np.median([r["wall_s"] for r in results])

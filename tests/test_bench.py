@@ -124,10 +124,23 @@ def test_an_ablation_rerun_skips_the_seeds_it_has(tmp_path, monkeypatch):
         return dict(seed=seed, solved_at=None, confirm_mean=None, env_steps=budget, wall_s=0.0, evals=[])
 
     monkeypatch.setattr(ablation, "judge", fake_judge)
-    ablation.run_row(tmp_path, "blog", [0, 1], 1000)
-    ablation.run_row(tmp_path, "blog", [0, 1, 2], 1000)
+    ablation.run_rows(tmp_path, ["blog"], [0, 1], 1000)
+    ablation.run_rows(tmp_path, ["blog"], [0, 1, 2], 1000)
     assert calls == [0, 1, 2]
     assert sorted(ablation.load(tmp_path, "blog")) == [0, 1, 2]
+
+
+def test_seeds_judged_in_worker_processes_give_what_one_process_gives(tmp_path):
+    rows, seeds = ["blog-shaped", "terminal-mask"], [0, 1]
+    for jobs in (1, 2):
+        ablation.run_rows(tmp_path / f"jobs{jobs}", rows, seeds, budget=3000, jobs=jobs)
+    for name in rows:
+        one, pool = (ablation.load(tmp_path / f"jobs{jobs}", name) for jobs in (1, 2))
+        for results in (one, pool):
+            for r in results.values():
+                del r["wall_s"]
+        assert one == pool and sorted(one) == seeds, name
+    assert any(r["evals"] for r in one.values())
 
 
 @pytest.mark.parametrize("name", [n for n, (flags, _) in ablation.ROWS.items() if flags is not None])
