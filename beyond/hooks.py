@@ -213,6 +213,7 @@ class TrainingHooks(Snapshots):
     )
 
     def resume_state(self):
+        """The RESUMABLE attributes, for resume.pt."""
         return {name: getattr(self, name) for name in self.RESUMABLE}
 
     def load_resume_state(self, state):
