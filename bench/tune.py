@@ -1,9 +1,10 @@
 """Choose --preset tuned's values with an Optuna study, on the judge's task (bench/judge.py).
 
-Each trial picks hyperparameters and extension flags, then trains on a few tuning seeds
-(1000 and up: apart from the report seeds 0-9) within a budget of env steps. Its value is
-the median over those seeds of the env steps to solve, an unsolved seed counting as twice
-the budget. After each seed the trial reports its running mean, so that a trial already
+Each trial picks hyperparameters and extension flags, then trains on the tuning seeds
+(1000 and up: apart from the report seeds) within a budget of env steps. Its value is the
+median (or, with --objective p90, the 90th percentile, which a slow tail cannot hide
+from) over those seeds of the env steps to solve, an unsolved seed counting as twice the
+budget. After each seed the trial reports its running mean, so that a trial already
 worse than most earlier ones at that point is pruned; so is a trial with an unsolved seed,
 since the preset has to solve every seed.
 
@@ -38,6 +39,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 from judge import judge, seed_list
 from optuna.trial import TrialState
@@ -65,6 +67,7 @@ def suggest(trial):
         n_step=trial.suggest_categorical("n_step", [1, 2, 3, 5]),
         dueling=trial.suggest_categorical("dueling", [False, True]),
         prioritized=trial.suggest_categorical("prioritized", [False, True]),
+        replay_ratio=trial.suggest_categorical("replay_ratio", [1, 2, 4]),
     )
     if values["prioritized"]:
         values["per_alpha"] = trial.suggest_categorical("per_alpha", [0.4, 0.6, 0.8])
@@ -95,8 +98,14 @@ def trials_before(trial, study):
     return [t for t in study.get_trials(deepcopy=False, states=counted) if t.number < trial.number]
 
 
-def objective(trial, seeds, budget, n_trials):
-    """Median env steps to solve over the tuning seeds (unsolved: 2 x budget); pruned early when poor.
+OBJECTIVES = {  # what a trial's per-seed env steps to solve come to
+    "median": statistics.median,
+    "p90": lambda steps: float(np.percentile(steps, 90)),  # the slow tail a learner's own seed may meet
+}
+
+
+def objective(trial, seeds, budget, n_trials, summary="median"):
+    """Env steps to solve over the tuning seeds, summarised (unsolved: 2 x budget); pruned early when poor.
 
     Trial numbers come from the database in order, so two workers that start a trial at
     the same moment agree on which of them is one too many: that one ends as failed.
@@ -114,7 +123,7 @@ def objective(trial, seeds, budget, n_trials):
         trial.report(statistics.mean(steps), i)
         if result["solved_at"] is None or trial.should_prune():  # a preset must solve every seed
             raise optuna.TrialPruned()
-    return statistics.median(steps)
+    return OBJECTIVES[summary](steps)
 
 
 # The preset's values before this study (within the search space): the first trial, so
@@ -162,7 +171,8 @@ def open_study(args, worker=0):
     )
     existing = len(study.get_trials(deepcopy=False))
     if not existing:
-        study.enqueue_trial(PREVIOUS_PRESET)
+        first = json.loads((RESULTS / "tune_best.json").read_text())["params"] if args.start_from_best else None
+        study.enqueue_trial(first or PREVIOUS_PRESET)
     seed = args.sampler_seed + 10_007 * worker + existing
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     return study
@@ -179,7 +189,7 @@ def work(args, worker=0):
 
     while args.timeout is None or time.monotonic() - start < args.timeout:
         study.optimize(
-            lambda trial: objective(trial, args.seeds, args.budget, args.n_trials),
+            lambda trial: objective(trial, args.seeds, args.budget, args.n_trials, args.objective),
             n_trials=1,
             catch=(StudyFull,),
             callbacks=[log],
@@ -233,6 +243,10 @@ def main():
     )
     p.add_argument("--seeds", type=seed_list, default=list(range(1000, 1005)), help="tuning seeds, e.g. 1000-1004")
     p.add_argument("--budget", type=int, default=30_000, help="env steps per tuning seed")
+    p.add_argument("--objective", choices=sorted(OBJECTIVES), default="median", help="a trial's value from its seeds")
+    p.add_argument(
+        "--start-from-best", action="store_true", help="a new study's first trial: tune_best.json, not PREVIOUS_PRESET"
+    )
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
     if args.n_jobs > 1:

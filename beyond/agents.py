@@ -1,8 +1,8 @@
 """Which agent a run trains: the blog's DQN or PixelDQN, with any of the extensions on top.
 
-The extensions are mixins (beyond/nstep.py, beyond/dueling.py, beyond/prioritized.py),
-each overriding a few of dqn.DQN's methods and calling super() for the rest, so that any
-subset of them stacks on either base agent.
+The extensions are mixins (beyond/nstep.py, beyond/dueling.py, beyond/prioritized.py,
+beyond/replay_ratio.py), each overriding a few of dqn.DQN's methods and calling super()
+for the rest, so that any subset of them stacks on either base agent.
 """
 
 import dqn
@@ -10,15 +10,17 @@ from beyond.dueling import Dueling, DuelingPixels
 from beyond.nstep import NStepReturns
 from beyond.pixels import PixelDQN
 from beyond.prioritized import PrioritizedReplay
+from beyond.replay_ratio import ReplayRatio
 
-EXTENSION_DEFAULTS = dict(n_step=1, dueling=False, prioritized=False, per_alpha=0.6, per_beta=0.4)
+EXTENSION_DEFAULTS = dict(n_step=1, dueling=False, prioritized=False, per_alpha=0.6, per_beta=0.4, replay_ratio=1)
 
 
-def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False):
+def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1):
     """dqn.DQN or PixelDQN, with the chosen extensions mixed in."""
     base = PixelDQN if pixels else dqn.DQN
     dueling_mixin = DuelingPixels if pixels else Dueling
-    chosen = ((PrioritizedReplay, prioritized), (NStepReturns, n_step > 1), (dueling_mixin, dueling))
+    chosen = ((ReplayRatio, replay_ratio > 1), (PrioritizedReplay, prioritized), (NStepReturns, n_step > 1))
+    chosen += ((dueling_mixin, dueling),)
     mixins = [mixin for mixin, on in chosen if on]
     if not mixins:
         return base
@@ -29,7 +31,9 @@ def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False):
 def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settings):
     """A fresh agent: settings are dqn.hyperparameters and EXTENSION_DEFAULTS' keys."""
     extensions = {**EXTENSION_DEFAULTS, **{k: settings.pop(k) for k in EXTENSION_DEFAULTS if k in settings}}
-    cls = agent_class(pixels, extensions["n_step"], extensions["dueling"], extensions["prioritized"])
+    cls = agent_class(
+        pixels, extensions["n_step"], extensions["dueling"], extensions["prioritized"], extensions["replay_ratio"]
+    )
     kwargs = dict(seed=seed, **settings)
     if pixels:
         kwargs["device"] = device
@@ -37,6 +41,8 @@ def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settin
         kwargs["n_step"] = extensions["n_step"]
     if extensions["prioritized"]:
         kwargs.update(per_alpha=extensions["per_alpha"], per_beta=extensions["per_beta"])
+    if extensions["replay_ratio"] > 1:
+        kwargs["replay_ratio"] = extensions["replay_ratio"]
     agent = cls(shape, n_actions, **kwargs)
     agent.extensions = extensions
     return agent

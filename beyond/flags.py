@@ -183,6 +183,12 @@ def build_parser():
         help="prioritized replay: draw rows by their last |TD error|",
     )
     g.add_argument(
+        "--replay-ratio",
+        type=int,
+        default=1,
+        help="learn steps for each env step that learns (beyond/replay_ratio.py; 1: the blog's)",
+    )
+    g.add_argument(
         "--per-alpha", type=float, default=0.6, help="with --prioritized: priority = (|TD error| + eps)^alpha"
     )
     g.add_argument(
@@ -288,6 +294,7 @@ POSITIVE_INTS = [
     "epsilon_steps",
     "n_step",
     "per_beta_steps",
+    "replay_ratio",
 ]
 PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end", "per_alpha", "per_beta"]
 

@@ -305,7 +305,7 @@ def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
     run_dir = tmp_path / "runs" / "ext"
     checkpoint = torch.load(run_dir / "model.pt", weights_only=True)
     assert checkpoint["meta"]["extensions"] == dict(
-        n_step=3, dueling=True, prioritized=True, per_alpha=0.6, per_beta=0.4
+        n_step=3, dueling=True, prioritized=True, per_alpha=0.6, per_beta=0.4, replay_ratio=1
     )
     played = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", run_dir / "played.gif")
     assert played.returncode == 0, played.stderr[-2000:]
@@ -332,3 +332,35 @@ def test_a_presets_switches_can_be_turned_off_again():
     args = parse_args(["--preset", "tuned", "--no-double", "--no-huber", "--grad-clip", "0", "--n-step", "1"])
     assert (args.double, args.huber, args.grad_clip, args.n_step) == (False, False, None, 1)
     assert args.terminal_mask  # what was not turned off stays the preset's
+
+
+# replay ratio -------------------------------------------------------------------------
+
+
+def test_a_replay_ratio_of_k_is_k_learn_steps_per_learn_call():
+    def filled(agent):
+        rng = np.random.default_rng(0)
+        for _ in range(64):
+            s, s_ = rng.normal(size=(2, 4)).astype(np.float32)
+            agent.store_transition(s, int(rng.integers(2)), float(rng.normal()), s_)
+        return agent
+
+    settings = dict(seed=0, memory_capacity=64, learning_starts=0, target_replace_iter=3)
+    twice, plain = filled(make_agent(4, 2, replay_ratio=2, **settings)), filled(make_agent(4, 2, **settings))
+    losses = [twice.learn() for _ in range(5)]
+    plain_losses = [plain.learn() for _ in range(10)]
+    assert twice.learn_step_counter == plain.learn_step_counter == 10
+    for a, b in zip(twice.eval_net.parameters(), plain.eval_net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same 10 learn steps, target syncs included
+    assert losses == pytest.approx([(x + y) / 2 for x, y in zip(plain_losses[::2], plain_losses[1::2], strict=True)])
+
+
+def test_the_replay_ratio_flag_reaches_the_agent_and_its_checkpoint(dqn_cli, tmp_path):
+    result = dqn_cli(*SHORT, "--replay-ratio", "3", "--watch", "0", "--snapshots", "0", "--run-name", "rr")
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = torch.load(tmp_path / "runs" / "rr" / "model.pt", weights_only=True)["meta"]
+    assert meta["extensions"]["replay_ratio"] == 3
+    summary = [line for line in result.stdout.splitlines() if line.startswith("trained ")][0]
+    learn_steps = int(summary.split(" learn steps")[0].split()[-1])
+    assert learn_steps % 3 == 0 and learn_steps > 0
+    assert_one_line_error(dqn_cli("--replay-ratio", "0"), "--replay-ratio must be a positive integer")

@@ -116,6 +116,7 @@ def test_the_docs_speak_of_the_program_not_of_how_it_was_made(page):
 MODULES = ["dqn", "beyond.cli", "beyond.flags", "beyond.hooks", "beyond.evaluation", "beyond.files"]
 MODULES += ["beyond.watching", "beyond.pixels", "beyond.agents", "beyond.nstep", "beyond.dueling"]
 MODULES += ["beyond.prioritized", "beyond.sumtree", "beyond.values", "beyond.tensorboard", "beyond.resume"]
+MODULES += ["beyond.replay_ratio"]
 
 
 @pytest.mark.parametrize("module_name", MODULES)

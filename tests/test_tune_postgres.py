@@ -114,11 +114,13 @@ def test_a_killed_workers_trial_is_failed_and_tried_again(postgres_url, tmp_path
             if running:
                 break
         assert running, "the worker never started a trial"
-        time.sleep(1.5)  # a heartbeat or two
+        time.sleep(1.5)  # a heartbeat or two, and the trial has its values by then
+        running = trials(postgres_url, "killed", optuna.trial.TrialState.RUNNING)
     finally:
         slow.send_signal(signal.SIGKILL)
         slow.wait()
     (dead,) = running
+    assert dead.params  # the values that must be tried again
     assert trials(postgres_url, "killed", optuna.trial.TrialState.RUNNING)  # the dead worker's trial says running
     time.sleep(2.5)  # past the grace period of 2 heartbeats
     tune(postgres_url, "killed", "--n-trials", "3", tmp_path=tmp_path)

@@ -1,0 +1,20 @@
+"""--replay-ratio K: K learn steps for every env step that learns, instead of the blog's one.
+
+Each transition is then replayed K times as often, which gets more learning out of a fixed
+budget of env steps (the measure of sample efficiency) at the price of K times the learn
+time. --train-every N is the other direction, one learn step every N env steps. The
+target net's sync still counts learn steps, so with K = 4 it syncs four times as often
+per env step.
+"""
+
+
+class ReplayRatio:
+    """Mixin for dqn.DQN or PixelDQN: each learn() makes replay_ratio learn steps and returns their mean loss."""
+
+    def __init__(self, *args, replay_ratio=2, **overrides):
+        self.replay_ratio = replay_ratio
+        super().__init__(*args, **overrides)
+
+    def learn(self):
+        losses = [super(ReplayRatio, self).learn() for _ in range(self.replay_ratio)]  # super() needs its class here
+        return sum(losses) / self.replay_ratio
