@@ -77,7 +77,7 @@ def load_resume_state(run_dir):
     if not path.is_file():
         raise UsageError(f"--resume: {run_dir} has no {RESUME_FILE} (a run leaves one when it stops training)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, weights_only=False)  # tensors back on the device they were saved from
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"--resume: {path} is damaged ({first[:120]})") from None
