@@ -91,9 +91,13 @@ class ValueCheck:
 
 
 def add_value_panel(figure, evals):
-    """Append a panel to the reward plot: the net's value estimate and the true return, per evaluation."""
+    """Append a panel to the reward plot: the net's value estimate and the true return, per evaluation.
+
+    Like the plot's own evaluation panel, it needs two evaluations or more to draw lines;
+    a run with only the final one prints the two numbers instead.
+    """
     checked = [e for e in evals if "q_estimate" in e]
-    if not checked:
+    if len(checked) < 2:
         return figure
     from matplotlib.gridspec import GridSpec
 
@@ -105,9 +109,8 @@ def add_value_panel(figure, evals):
     figure.set_size_inches(width, height * (len(axes) + 1) / len(axes))
     ax = figure.add_subplot(grid[len(axes)])
     steps = [e["env_steps"] for e in checked]
-    style = "o-" if len(checked) > 1 else "o"
-    ax.plot(steps, [e["q_estimate"] for e in checked], style, color="tab:red", label="what the net believes")
-    ax.plot(steps, [e["true_return"] for e in checked], style, color="tab:blue", label="what it gets")
+    ax.plot(steps, [e["q_estimate"] for e in checked], "o-", color="tab:red", label="what the net believes")
+    ax.plot(steps, [e["true_return"] for e in checked], "o-", color="tab:blue", label="what it gets")
     ax.set_ylabel("discounted return")
     ax.set_xlabel("env steps")
     ax.legend(fontsize=8, loc="best")
