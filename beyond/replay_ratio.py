@@ -16,5 +16,7 @@ class ReplayRatio:
         super().__init__(*args, **overrides)
 
     def learn(self):
-        losses = [super(ReplayRatio, self).learn() for _ in range(self.replay_ratio)]  # super() needs its class here
-        return sum(losses) / self.replay_ratio
+        loss_sum = 0.0
+        for _ in range(self.replay_ratio):
+            loss_sum += super().learn()
+        return loss_sum / self.replay_ratio

@@ -101,7 +101,8 @@ def given_flags(argv):
 
 def resumed_args(run_dir, argv):
     """The stopped run's own settings, with the budget and display flags that argv gives."""
-    given = given_flags(argv if argv is not None else sys.argv[1:])
+    argv = sys.argv[1:] if argv is None else argv
+    given = given_flags(argv)
     changed = sorted(given - RESUME_FLAGS)
     if changed:
         names = ", ".join("--" + name.replace("_", "-") for name in changed)
@@ -115,7 +116,7 @@ def resumed_args(run_dir, argv):
         why = "solved the task (--early-stop)" if hooks["solved"] else "diverged"
         raise UsageError(f"--resume: {run_dir} stopped because it {why}; there is nothing to continue")
     args = argparse.Namespace(**state["args"])
-    explicit = vars(build_parser().parse_args(argv if argv is not None else sys.argv[1:]))
+    explicit = vars(build_parser().parse_args(argv))
     for name in given - {"resume"}:
         setattr(args, name, explicit[name])
     args.runs_dir, args.run_name, args.plot = str(Path(run_dir).parent), Path(run_dir).name, None
