@@ -3,7 +3,8 @@
 rl-zoo tunes SB3's DQN for 50,000 env steps on CartPole-v1 (hyperparams/dqn.yml). Here it
 runs with exactly those values, and bench/judge.py's protocol: a greedy evaluation of its
 own Q-network (20 episodes, the same episode seeds as dqn.py's) every 1,000 env steps,
-a stop at the first mean >= 475, then 100 fresh episodes to confirm. SB3 is needed only
+each mean >= 475 confirmed on 100 fresh episodes, and a stop at the first pass that
+confirms. SB3 is needed only
 here: pip install -r bench/requirements.txt.
 
     python bench/sb3_anchor.py --seeds 0-2
@@ -14,15 +15,7 @@ import time
 
 import gymnasium as gym
 import torch
-from judge import (
-    CONFIRM_EPISODES,
-    EVAL_EPISODES,
-    EVAL_EVERY,
-    SOLVED,
-    confirm_seed,
-    describe,
-    seed_list,
-)
+from judge import EVAL_EPISODES, EVAL_EVERY, SOLVED, confirm, describe, seed_list
 
 from beyond.evaluation import eval_seed, evaluate
 
@@ -61,7 +54,7 @@ def judge_sb3(seed):
     torch.set_num_threads(1)
     start = time.perf_counter()
     model = DQN("MlpPolicy", gym.make("CartPole-v1"), seed=seed, device="cpu", **ZOO)
-    agent, evals, solved = GreedyQ(model), [], []
+    agent, evals, solved, unconfirmed = GreedyQ(model), [], [], []
 
     class Judge(BaseCallback):
         def _on_step(self):
@@ -69,17 +62,21 @@ def judge_sb3(seed):
                 return True
             mean = evaluate(agent, EVAL_EPISODES, "CartPole-v1", seed=eval_seed(seed))["mean"]
             evals.append((self.num_timesteps, mean))
-            if mean >= SOLVED:
-                solved.append(self.num_timesteps)
-                return False  # stops learn(): the agent stays as it was evaluated
-            return True
+            if mean < SOLVED:
+                return True
+            confirmation = confirm(agent, seed, len(unconfirmed))
+            if confirmation < SOLVED:
+                unconfirmed.append((self.num_timesteps, mean, confirmation))
+                return True
+            solved.append((self.num_timesteps, confirmation))
+            return False  # stops learn()
 
     model.learn(ZOO_STEPS, callback=Judge())  # the zoo's budget: exploration_fraction is a fraction of it
-    confirm = evaluate(agent, CONFIRM_EPISODES, "CartPole-v1", seed=confirm_seed(seed))["mean"] if solved else None
     return dict(
         seed=seed,
-        solved_at=solved[0] if solved else None,
-        confirm_mean=confirm,
+        solved_at=solved[0][0] if solved else None,
+        confirm_mean=solved[0][1] if solved else None,
+        unconfirmed=unconfirmed,
         env_steps=model.num_timesteps,
         wall_s=time.perf_counter() - start,
         evals=evals,

@@ -32,7 +32,7 @@ STANDARD_TASK = dict(
 # Presets: sets of defaults (see docs/going-further.md and docs/pixels.md).
 PRESETS = {
     "blog": {},
-    # The best trial of the study in bench/tune.py (bench/results/tune_best.json; a test keeps them equal)
+    # The tail study's best trial (bench/tune.py; bench/results/tune_tail/tune_best.json; a test keeps them equal)
     "tuned": dict(
         STANDARD_TASK,
         lr=0.00988116445361195,
@@ -51,6 +51,7 @@ PRESETS = {
         dueling=False,
         prioritized=True,
         per_alpha=0.8,
+        replay_ratio=2,
         eval_every=1000,
         max_env_steps=100_000,
     ),
