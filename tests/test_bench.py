@@ -73,6 +73,12 @@ def test_a_pass_that_does_not_confirm_is_recorded_and_training_goes_on():
     assert result["env_steps"] <= result["solved_at"] + 1
 
 
+def test_the_tuning_report_and_held_out_seeds_are_disjoint():
+    sets = [set(judge.TUNING_SEEDS), set(judge.REPORT_SEEDS), set(judge.HELD_OUT_SEEDS)]
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1 :])
+    assert len(sets[1]) >= 30 and len(sets[2]) >= 30 and set(range(1000, 1005)) <= sets[0]
+
+
 def test_each_confirmation_of_a_seed_plays_its_own_episodes():
     def episodes(seed, attempt):
         return set(range(judge.confirm_seed(seed, attempt), judge.confirm_seed(seed, attempt) + judge.CONFIRM_EPISODES))

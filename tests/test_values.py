@@ -184,4 +184,4 @@ def test_judged_to_the_budget_the_solve_is_the_same():
 
 @pytest.mark.parametrize("name", list(why_dqn.ROWS))
 def test_every_why_dqn_row_is_valid_dqn_flags(name):
-    parse_args([str(f) for f in judge.protocol_flags(why_dqn.ROWS[name], 0, 1000, to_budget=True)])
+    parse_args([str(f) for f in judge.protocol_flags(why_dqn.ROWS[name], 0, 1000)])
