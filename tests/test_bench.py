@@ -135,6 +135,13 @@ def trials_without_timings(path):
     return rows
 
 
+def test_the_90th_percentile_is_unsolved_only_where_an_unsolved_seed_enters_it():
+    assert ablation.percentile_90(range(1, 11)) == pytest.approx(9.1)  # numpy's linear percentile
+    assert ablation.percentile_90([1000] * 18 + [5000, np.inf]) == pytest.approx(1400)  # ranks 18 and 19 of 20
+    assert ablation.percentile_90([1000] * 9 + [np.inf]) == np.inf
+    assert ablation.percentile_90([np.inf] * 3) == np.inf
+
+
 def test_the_tuned_preset_is_the_studys_best_trial():
     best = json.loads((ROOT / "bench" / "results" / "tune_tail" / "tune_best.json").read_text())["params"]
     preset = PRESETS["tuned"]
