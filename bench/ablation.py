@@ -177,6 +177,19 @@ def comparisons(out, seeds):
     return "\n".join(lines) + "\n" if len(lines) > 5 else ""  # no pair has both rows: no table
 
 
+def wall_ratio(out, seeds, name="tuned", against="sb3-zoo"):
+    """A sentence on the ratio of the two rows' median wall time per seed, or "" without both rows."""
+    rows = [[r["wall_s"] for s, r in sorted(load(out, n).items()) if s in seeds] for n in (name, against)]
+    if not all(rows):
+        return ""
+    ratio, (low, high) = intervals.ratio_of_medians(*rows)
+    return (
+        f"\nMedian wall time per seed, {ROWS[name][1]} over {ROWS[against][1]}: {ratio:.2f} [{low:.2f}, {high:.2f}] "
+        f"(95% bootstrap interval); all their seeds together: {sum(rows[0]):,.0f} s against {sum(rows[1]):,.0f} s. "
+        "Wall times compare only between rows that ran together.\n"
+    )
+
+
 def profile_figure(out, names, seeds, budget, path):
     """Fraction of seeds solved by each env step, with a 95% bootstrap band: a performance profile."""
     import matplotlib
@@ -218,7 +231,7 @@ def main():
     out = Path(args.out)
     if not args.table_only:  # seed by seed across the rows, so that their wall times share the machine's moods
         run_rows(out, args.rows, args.seeds, args.budget, args.jobs)
-    text = table(out, list(ROWS), args.seeds, args.budget) + comparisons(out, args.seeds)
+    text = table(out, list(ROWS), args.seeds, args.budget) + comparisons(out, args.seeds) + wall_ratio(out, args.seeds)
     name = "ablation" if args.seeds == list(REPORT_SEEDS) else f"ablation_seeds{args.seeds[0]}-{args.seeds[-1]}"
     (out / f"{name}.md").write_text(text)
     profile_figure(out, PROFILE_ROWS, args.seeds, args.budget, out / f"{name}.png")

@@ -73,6 +73,26 @@ def probability_of_improvement(x, y, seed=0):
     return point, (float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
+def ratio_of_medians(x, y, seed=0):
+    """median(x) / median(y) of two rows' per-seed values (wall times), with a 95% bootstrap interval."""
+
+    def statistic(a, b, axis=-1):
+        return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    result = stats.bootstrap(
+        (x, y),
+        statistic,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        paired=False,
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    return float(statistic(x, y)), (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
 def fmt(value, budget=None, digits=0):
     """A number for a table: thousands separated; inf (or past budget) as 'unsolved'."""
     if value is None or np.isinf(value) or (budget is not None and value > budget):

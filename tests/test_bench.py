@@ -43,6 +43,13 @@ def test_ties_count_half_in_the_probability_of_improvement():
     assert intervals.probability_of_improvement([np.inf] * 2, [np.inf] * 2)[0] == 0.5  # unsolved seeds tie
 
 
+def test_the_ratio_of_medians_and_its_interval():
+    ratio, (low, high) = intervals.ratio_of_medians([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert ratio == 0.1 and 1 / 50 <= low <= 0.1 <= high <= 5 / 10  # a resample's medians lie in each row's range
+    wider = intervals.ratio_of_medians([1, 2, 3, 4, 50], [10, 20, 30, 40, 50])[1]
+    assert wider[1] > high  # a slow seed in the first row widens the interval upwards
+
+
 def test_unsolved_seeds_count_as_the_worst():
     summary = intervals.summarize([5000, 6000, 7000, np.inf, np.inf, np.inf])
     assert summary["median"] == np.inf and summary["median_ci"][1] == np.inf
