@@ -141,7 +141,7 @@ def judge_task(task):
 def describe(result):
     """One line for a judged seed."""
     r = result
-    misses = f", {len(r['unconfirmed'])} unconfirmed pass(es) before" if r.get("unconfirmed") else ""
+    misses = f", {len(r['unconfirmed'])} pass(es) not confirmed" if r.get("unconfirmed") else ""
     return f"seed {r['seed']}: solved at {r['solved_at']}, confirmed {r['confirm_mean']}{misses}, {r['wall_s']:.1f} s"
 
 
