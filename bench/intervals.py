@@ -47,39 +47,8 @@ def summarize(values, seed=0):
     return summary
 
 
-def probability_of_improvement(x, y, seed=0):
-    """P(X < Y) for a random seed of each (ties count half), with a 95% bootstrap interval.
-
-    x, y: per-seed values where lower is better (env steps to solve; inf = unsolved). The
-    interval resamples the seeds of both rows independently.
-    """
-
-    def statistic(a, b, axis=-1):
-        a, b = np.expand_dims(a, -1), np.expand_dims(b, -2)
-        return ((a < b) + 0.5 * (a == b)).mean(axis=(-2, -1))
-
-    x, y = (np.where(np.isinf(np.asarray(v, dtype=float)), UNSOLVED, v).astype(float) for v in (x, y))
-    point = float(statistic(x, y))
-    result = stats.bootstrap(
-        (x, y),
-        statistic,
-        n_resamples=RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        paired=False,
-        vectorized=True,
-        random_state=np.random.default_rng(seed),
-    )
-    return point, (float(result.confidence_interval.low), float(result.confidence_interval.high))
-
-
-def ratio_of_medians(x, y, seed=0):
-    """median(x) / median(y) of two rows' per-seed values (wall times), with a 95% bootstrap interval."""
-
-    def statistic(a, b, axis=-1):
-        return np.median(a, axis=axis) / np.median(b, axis=axis)
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
+def two_rows(statistic, x, y, seed=0):
+    """statistic(x, y) of two rows' per-seed values, with a 95% bootstrap interval that resamples each row apart."""
     result = stats.bootstrap(
         (x, y),
         statistic,
@@ -91,6 +60,29 @@ def ratio_of_medians(x, y, seed=0):
         random_state=np.random.default_rng(seed),
     )
     return float(statistic(x, y)), (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def probability_of_improvement(x, y, seed=0):
+    """P(X < Y) for a random seed of each (ties count half), with a 95% bootstrap interval.
+
+    x, y: per-seed values where lower is better (env steps to solve; inf = unsolved).
+    """
+
+    def statistic(a, b, axis=-1):
+        a, b = np.expand_dims(a, -1), np.expand_dims(b, -2)
+        return ((a < b) + 0.5 * (a == b)).mean(axis=(-2, -1))
+
+    x, y = (np.where(np.isinf(np.asarray(v, dtype=float)), UNSOLVED, v).astype(float) for v in (x, y))
+    return two_rows(statistic, x, y, seed)
+
+
+def ratio_of_medians(x, y, seed=0):
+    """median(x) / median(y) of two rows' per-seed values (wall times), with a 95% bootstrap interval."""
+
+    def statistic(a, b, axis=-1):
+        return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+    return two_rows(statistic, np.asarray(x, float), np.asarray(y, float), seed)
 
 
 def fmt(value, budget=None, digits=0):

@@ -19,8 +19,12 @@ def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay
     """dqn.DQN or PixelDQN, with the chosen extensions mixed in."""
     base = PixelDQN if pixels else dqn.DQN
     dueling_mixin = DuelingPixels if pixels else Dueling
-    chosen = ((ReplayRatio, replay_ratio > 1), (PrioritizedReplay, prioritized), (NStepReturns, n_step > 1))
-    chosen += ((dueling_mixin, dueling),)
+    chosen = (
+        (ReplayRatio, replay_ratio > 1),
+        (PrioritizedReplay, prioritized),
+        (NStepReturns, n_step > 1),
+        (dueling_mixin, dueling),
+    )
     mixins = [mixin for mixin, on in chosen if on]
     if not mixins:
         return base

@@ -44,6 +44,19 @@ def run_dqn(*args, cwd, env=None, timeout=300):
     )
 
 
+def start_dqn(*args, cwd):
+    """Start `python dqn.py ARGS` as a user would, with no stdin; its stdout and stderr are pipes to read."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "dqn.py"), *map(str, args)],
+        cwd=cwd,
+        env=headless_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def finished_run(tmp_path_factory, name, *args):
     """Run dqn.py ARGS to the end in a fresh folder; return its run folder and the result."""
     cwd = tmp_path_factory.mktemp(name)

@@ -3,8 +3,6 @@
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +12,15 @@ import torch
 import dqn  # noqa: E402 (conftest puts the repo root on the path)
 from beyond.cli import build  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
-from conftest import ROOT, SHORT, assert_one_line_error, finished_run, headless_env, read_metrics, run_dqn, video_in
+from conftest import (
+    SHORT,
+    assert_one_line_error,
+    finished_run,
+    read_metrics,
+    run_dqn,
+    start_dqn,
+    video_in,
+)
 
 
 def test_help_explains_every_flag(dqn_cli):
@@ -266,28 +272,10 @@ def test_wrong_network_shape_is_refused(dqn_cli, checkpoint, tmp_path):
 
 # ---- interruption and blow-ups --------------------------------------------------------------
 def test_ctrl_c_saves_what_was_trained_and_exits_130(tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "dqn.py"),
-            "--episodes",
-            "100000",
-            "--memory-capacity",
-            "200",
-            "--seed",
-            "0",
-            "--run-name",
-            "cut",
-            "--watch",
-            "0",
-        ],
+    proc = start_dqn(
+        "--episodes", "100000", "--memory-capacity", "200", "--seed", "0", "--run-name", "cut", "--watch", "0",
         cwd=tmp_path,
-        env=headless_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    )  # fmt: skip
     deadline = time.time() + 120
     for line in proc.stdout:  # wait until learning has started
         if line.startswith("Ep: ") or time.time() > deadline:

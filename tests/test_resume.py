@@ -2,15 +2,13 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from beyond.resume import RESUME_FILE
-from conftest import ROOT, assert_one_line_error, headless_env, read_metrics, run_dqn
+from conftest import assert_one_line_error, read_metrics, run_dqn, start_dqn
 
 TUNED = ["--preset", "tuned", "--seed", "5", "--no-early-stop", "--eval-every", "2000"]
 QUIET = ["--watch", "0", "--snapshots", "0", "--quiet", "--no-show"]
@@ -62,16 +60,7 @@ def test_a_run_stopped_by_its_budget_and_resumed_is_the_run_that_never_stopped(o
 
 
 def test_a_run_stopped_by_ctrl_c_and_resumed_is_the_run_that_never_stopped(one_go):
-    command = [sys.executable, str(ROOT / "dqn.py"), *TUNED, *QUIET[:4], "--max-env-steps", "12000"]
-    proc = subprocess.Popen(
-        [*command, "--run-name", "cut"],
-        cwd=one_go,
-        env=headless_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_dqn(*TUNED, *QUIET[:4], "--max-env-steps", "12000", "--run-name", "cut", cwd=one_go)
     for line in proc.stdout:  # Ctrl-C at some moment after learning started
         if line.startswith("eval @ 4000"):
             break
@@ -136,11 +125,8 @@ def test_a_solved_run_has_nothing_to_resume(tmp_path):
 
 def test_resume_state_is_written_whole_even_with_a_second_ctrl_c(tmp_path):
     """The resume file is written inside the same Ctrl-C shield as the rest; one written by a kill is never half."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "dqn.py"), "--episodes", "100000", "--memory-capacity", "200", "--seed", "0",
-         *QUIET, "--run-name", "twice"],
-        cwd=tmp_path, env=headless_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+    proc = start_dqn(
+        "--episodes", "100000", "--memory-capacity", "200", "--seed", "0", *QUIET, "--run-name", "twice", cwd=tmp_path
     )  # fmt: skip
     time.sleep(4)
     proc.send_signal(signal.SIGINT)
