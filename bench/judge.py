@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import dqn  # noqa: E402 (after the path to the repo root is known)
 from beyond.cli import REWARDS, build  # noqa: E402
-from beyond.evaluation import evaluate  # noqa: E402
+from beyond.evaluation import confirm_seed, evaluate  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from beyond.hooks import TrainingHooks  # noqa: E402
 
@@ -37,11 +37,6 @@ EVAL_COLUMNS = ("env_steps", "mean", "q_estimate", "true_return")  # what a resu
 # study used 1000-1004), the docs report the report seeds, and the held-out seeds are judged
 # once, for the preset the tuner chose.
 TUNING_SEEDS, REPORT_SEEDS, HELD_OUT_SEEDS = range(1000, 1020), range(30), range(3000, 3030)
-
-
-def confirm_seed(seed, attempt=0):
-    """Episode seeds for a seed's attempt-th confirmation, apart from the periodic evaluations' (10,000 + seed + i)."""
-    return 1_000_000 * (attempt + 1) + 1000 * seed
 
 
 def confirm(agent, seed, attempt=0):

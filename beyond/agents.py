@@ -12,7 +12,10 @@ from beyond.pixels import PixelDQN
 from beyond.prioritized import PrioritizedReplay
 from beyond.replay_ratio import ReplayRatio
 
-EXTENSION_DEFAULTS = dict(n_step=1, dueling=False, prioritized=False, per_alpha=0.6, per_beta=0.4, replay_ratio=1)
+# what a checkpoint needs beyond dqn.hyperparameters to rebuild its agent (track_strip: PixelDQN's view)
+EXTENSION_DEFAULTS = dict(
+    n_step=1, dueling=False, prioritized=False, per_alpha=0.6, per_beta=0.4, replay_ratio=1, track_strip=False
+)
 
 
 def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1):
@@ -40,7 +43,7 @@ def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settin
     )
     kwargs = dict(seed=seed, **settings)
     if pixels:
-        kwargs["device"] = device
+        kwargs.update(device=device, track_strip=extensions["track_strip"])
     if extensions["n_step"] > 1:
         kwargs["n_step"] = extensions["n_step"]
     if extensions["prioritized"]:

@@ -4,6 +4,7 @@ main() reads top-down: parse and validate, build the env and agent, train with h
 choose the weights and evaluate them, save, watch. The flags live in beyond/flags.py.
 """
 
+import functools
 import os
 import sys
 import time
@@ -75,7 +76,7 @@ def build(args):
     """The training env and a fresh agent for it: the blog's DQN, or PixelDQN with --pixels, and extensions."""
     torch.set_num_threads(1)  # tensors this small gain nothing from threads, only hand-off cost
     render = args.render and can_render(args.env, log_for(args))
-    make_env = pixels.make_env if args.pixels else dqn.make_env
+    make_env = functools.partial(pixels.make_env, track_strip=args.track_strip) if args.pixels else dqn.make_env
     env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
     settings = {k: getattr(args, k) for k in [*dqn.hyperparameters, *EXTENSION_DEFAULTS]}
     agent = make_agent(n_states_of(env), int(env.action_space.n), args.seed, args.pixels, args.device, **settings)

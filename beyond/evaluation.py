@@ -49,3 +49,8 @@ def eval_env_id(env_id):
 def eval_seed(seed):
     """Evaluation episodes get their own seeds, apart from the training env's."""
     return 10_000 + (seed or 0)
+
+
+def confirm_seed(seed, attempt=0):
+    """Episode seeds for a run's attempt-th confirmation of a pass, apart from its periodic evaluations'."""
+    return 1_000_000 * (attempt + 1) + 1000 * (seed or 0)

@@ -60,8 +60,9 @@ def save_figure(figure, path):
 
 
 METRIC_FIELDS = ["episode", "steps", "reward", "epsilon", "loss", "learning", "env_steps", "wall_s"]
-# final: 1 for the evaluation after training; q_estimate and true_return: with --value-estimates (beyond/values.py)
-EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final", "q_estimate", "true_return"]
+# final: 1 for the evaluation after training; q_estimate and true_return: with --value-estimates (beyond/values.py);
+# confirmed_mean: with --confirm-episodes, for a passing evaluation
+EVAL_FIELDS = ["env_steps", "mean", "std", "min", "final", "q_estimate", "true_return", "confirmed_mean"]
 
 
 def save_evals(evals, path):

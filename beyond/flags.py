@@ -132,6 +132,11 @@ def build_parser():
         "implies --preset pixels unless another preset is given",
     )
     g.add_argument(
+        "--track-strip",
+        **SWITCH,
+        help="with --pixels: the view's bottom rows show where the cart is on the whole track",
+    )
+    g.add_argument(
         "--device",
         default="cpu",
         help="torch device for the --pixels CNN, e.g. cuda (the state MLP always runs on the CPU)",
@@ -217,6 +222,12 @@ def build_parser():
     g.add_argument("--eval-episodes", type=int, default=20, help="episodes of each greedy evaluation")
     g.add_argument("--early-stop", type=float, default=None, help="stop once a greedy evaluation's mean reaches this")
     g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
+    g.add_argument(
+        "--confirm-episodes",
+        type=int,
+        default=0,
+        help="stop early only if the passing weights pass again on this many fresh episodes (0: no check)",
+    )
     g.add_argument(
         "--value-estimates",
         action=argparse.BooleanOptionalAction,
@@ -310,7 +321,7 @@ def validate_args(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{flag(name)} must be a positive integer, got {value}")
-    for name in ["watch", "eval_every", "learning_starts", "max_env_steps", "snapshots"]:
+    for name in ["watch", "eval_every", "learning_starts", "max_env_steps", "snapshots", "confirm_episodes"]:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise UsageError(f"{flag(name)} must be 0 or more, got {value}")
@@ -343,6 +354,8 @@ def validate_args(args):
         check_env(args.env, args.reward)
         args.eval_env = eval_env_id(args.env)
     check_device(args)
+    if args.track_strip and not args.pixels and args.play is None:
+        raise UsageError("--track-strip is part of the --pixels view; the state has the cart's position already")
     if args.pixels and args.play is None:
         if not args.env.startswith("CartPole"):
             raise UsageError(f"--pixels crops and scales CartPole's screen; it cannot read {args.env}'s")

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 import dqn
-from beyond.evaluation import eval_seed, evaluate
+from beyond.evaluation import confirm_seed, eval_seed, evaluate
 from beyond.values import ValueCheck
 
 SNAPSHOT_EVERY = 20  # env steps between copies of eval_net at first; doubles each time MAX_SNAPSHOTS fill up
@@ -86,6 +86,7 @@ class TrainingHooks(Snapshots):
         self.good_state = None  # eval_net weights after the last finite episode
         self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
         self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
+        self.unconfirmed = []  # (env_steps, eval mean, confirmation mean) of passes --confirm-episodes refuted
         self.progress = None
         self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
         if not args.quiet:
@@ -127,10 +128,29 @@ class TrainingHooks(Snapshots):
                 f"± {result['std']:.1f} (min {result['min']:.0f})"
             )
         if args.early_stop is not None and not args.no_early_stop and result["mean"] >= args.early_stop:
+            if args.confirm_episodes and not self.confirmed(result):
+                return
             print(f"early stop: greedy eval {result['mean']:.1f} >= {args.early_stop} after {env_steps} env steps")
             # the loop still finishes this step; keep the agent exactly as it was evaluated
             self.solved = (result, copy_weights(self.agent.eval_net))
             self.stop = True
+
+    def confirmed(self, result):
+        """--confirm-episodes: whether the weights that passed pass again on that many fresh episodes.
+
+        A 10- or 20-episode mean of 475 is often a lucky draw; a pass that does not hold is
+        logged and recorded in `unconfirmed`, and training goes on.
+        """
+        args = self.args
+        seed = confirm_seed(args.seed, len(self.unconfirmed))
+        confirmation = self.evaluate(seed, args.confirm_episodes)
+        result["confirmed_mean"] = confirmation["mean"]
+        if confirmation["mean"] >= args.early_stop:
+            return True
+        self.unconfirmed.append((result["env_steps"], result["mean"], confirmation["mean"]))
+        if not args.quiet:
+            self.log(f"not confirmed: {confirmation['mean']:.1f} on {args.confirm_episodes} fresh episodes")
+        return False
 
     def after_episode(self, record):
         super().after_episode(record)
@@ -200,15 +220,16 @@ class TrainingHooks(Snapshots):
                 f"the net believes {final['q_estimate']:.2f}, its greedy policy gets {final['true_return']:.2f}"
             )
 
-    def evaluate(self, seed):
+    def evaluate(self, seed, episodes=None):
         """A greedy evaluation of the agent as it is now; with --value-estimates, its values checked too."""
         values = ValueCheck(self.reward_fn, self.agent.gamma) if self.reward_fn else None
-        return evaluate(self.agent, self.args.eval_episodes, self.args.eval_env, seed=seed, values=values)
+        episodes = episodes or self.args.eval_episodes
+        return evaluate(self.agent, episodes, self.args.eval_env, seed=seed, values=values)
 
     # What the rest of training depends on, for --resume (beyond/resume.py); the schedules
     # are functions of env steps alone, and the rest is rebuilt from the run's settings.
     RESUMABLE = (
-        *("evals", "good_state", "solved", "best", "diverged", "next_eval"),
+        *("evals", "good_state", "solved", "best", "diverged", "next_eval", "unconfirmed"),
         *("taking_snapshots", "snapshots", "snapshot_every", "next_snapshot", "episode"),
     )
 

@@ -5,8 +5,9 @@ four numbers, and that only the network would have to change. That is nearly tru
 blog's DQN learns from screens once three things are added, all in this file, and
 PixelDQN (a subclass of dqn.DQN) puts them together.
 
-1. Frames a network can use (preprocess, PixelObservation). Each 400x600 colour screen
-   becomes a 20x40 grey image, bright on black, of a 160x120 window that follows the cart
+1. Frames a network can use (preprocess, PixelObservation). The env draws its screen at
+   300x200 (SCREEN_SIZE), a quarter of its default pixels, and each colour screen
+   becomes a 20x40 grey image, bright on black, of an 80x80 window that follows the cart
    (found in the image, not read from the state). Following the cart spends the pixels on
    the pole, whose angle and turning are what balancing needs and are sub-pixel changes
    on a coarse view of the whole screen. The price: the view shows neither where the cart
@@ -26,6 +27,7 @@ docs/pixels.md has the preset's choices and the measured results.
 """
 
 import collections
+import functools
 import os
 
 import gymnasium as gym
@@ -35,19 +37,28 @@ import torch.nn as nn
 
 import dqn
 
-SCREEN_ROWS = slice(164, 324)  # the cart, the track and the pole up to ~12 degrees (it falls past that)
-CART_ROW = 290  # a screen row that crosses the cart and nothing else that is dark
-VIEW_WIDTH = 120  # pixels around the cart's centre; the pole's tip strays 26 px at most
-BLOCK = (8, 3)  # average 8x3 pixel blocks: the 160x120 view becomes 20x40
+# Drawing at 600x400, CartPole's default, takes most of a pixel step; at 300x200 the
+# whole pole still shows (the cart's and pole's widths are fixed in pixels, its length scales).
+SCREEN_SIZE = (300, 200)  # width, height
+SCREEN_ROWS = slice(34, 114)  # from the pole's tip when upright down to the cart's bottom
+CART_ROW = 105  # a screen row that crosses the cart and nothing else that is dark
+VIEW_WIDTH = 80  # pixels around the cart's centre: the 50-pixel cart and the pole's tip at 12 degrees
+BLOCK = (4, 2)  # average 4x2 pixel blocks: the 80x80 view becomes 20x40
+TRACK_ROWS = 2  # --track-strip: the view's bottom rows (the cart's lower half) show the whole track instead
+TRACK_MARGIN = 10  # background added at each end of the 300-pixel track row: 320 pixels make 40 blocks of 8
+DISPLAY_SCALE = 2  # render() shows people the small screen at CartPole's usual 600x400
 FRAME_STACK = 4
 FRAME_SKIP = 2
 # Saved in pixel checkpoints: a change to what preprocess() shows the net, even one that
 # keeps the shape, gets a new number, and --play refuses a checkpoint made for another.
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2  # 1: a 160x120 view of the 600x400 screen
 
 
-def preprocess(frame):
-    """A 400x600x3 rgb CartPole screen -> a (20, 40) uint8 image of the cart and pole, bright on black."""
+def preprocess(frame, track_strip=False):
+    """A 200x300x3 rgb CartPole screen -> a (20, 40) uint8 image of the cart and pole, bright on black.
+
+    track_strip: the last TRACK_ROWS rows show where the cart is on the whole track (whole_track).
+    """
     # The blue channel alone separates everything from the white background: the cart is
     # 0, the pole 101, the background 255. Past the screen's edge counts as background.
     screen = frame[SCREEN_ROWS, :, 2]
@@ -59,7 +70,20 @@ def preprocess(frame):
     view = padded[:, centre : centre + VIEW_WIDTH]  # screen columns centre - half .. centre + half
     rows, cols = view.shape[0] // BLOCK[0], view.shape[1] // BLOCK[1]
     block_sums = view.reshape(rows, BLOCK[0], -1).sum(1).reshape(rows, cols, BLOCK[1]).sum(2)
-    return (255 - block_sums // (BLOCK[0] * BLOCK[1])).astype(np.uint8)  # inverted: empty space is 0
+    image = (255 - block_sums // (BLOCK[0] * BLOCK[1])).astype(np.uint8)  # inverted: empty space is 0
+    if track_strip:
+        image[-TRACK_ROWS:] = whole_track(frame, image.shape[1])
+    return image
+
+
+def whole_track(frame, width):
+    """The cart's row of the whole screen in width blocks, bright on black: where the cart is on the track.
+
+    The close-up follows the cart, so it cannot show this, and driving off the track is how
+    most of its agents fail. A 1-pixel move of the cart changes an edge block by 1/8 of its range.
+    """
+    row = np.pad(frame[CART_ROW, :, 2], TRACK_MARGIN, constant_values=255).astype(np.uint16)
+    return (255 - row.reshape(width, -1).sum(1) // (row.size // width)).astype(np.uint8)
 
 
 class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -69,22 +93,29 @@ class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     says how many frames an action lasted, so train() counts real env steps.
     """
 
-    def __init__(self, env, frame_stack=FRAME_STACK, frame_skip=FRAME_SKIP):
+    def __init__(self, env, frame_stack=FRAME_STACK, frame_skip=FRAME_SKIP, track_strip=False):
         # recorded so that env.spec can make this env again, as gymnasium's own wrappers can
-        gym.utils.RecordConstructorArgs.__init__(self, frame_stack=frame_stack, frame_skip=frame_skip)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, frame_stack=frame_stack, frame_skip=frame_skip, track_strip=track_strip
+        )
         gym.Wrapper.__init__(self, env)
-        self.frame_skip = frame_skip
+        self.frame_skip, self.track_strip = frame_skip, track_strip
+        env.unwrapped.screen_width, env.unwrapped.screen_height = SCREEN_SIZE  # read at the first render
         self.frames = collections.deque(maxlen=frame_stack)
-        height, width = preprocess(np.zeros((400, 600, 3), np.uint8)).shape
+        height, width = preprocess(np.zeros((SCREEN_SIZE[1], SCREEN_SIZE[0], 3), np.uint8)).shape
         self.observation_space = gym.spaces.Box(0, 255, (frame_stack, height, width), np.uint8)
         # a video of these steps plays at real speed when each shows frame_skip frames' worth of time
         self.metadata = {**env.metadata, "render_fps": env.metadata.get("render_fps", 50) / frame_skip}
         self.metadata["render_modes"] = ["rgb_array"]  # the observation is the rgb_array screen
 
+    def render(self):
+        """The screen the agent reads, at twice its size for people (windows, videos, the panel)."""
+        return self.env.render().repeat(DISPLAY_SCALE, 0).repeat(DISPLAY_SCALE, 1)
+
     def reset(self, **kwargs):
         """Reset the env; the first observation is its first frame, repeated."""
         _, info = self.env.reset(**kwargs)
-        frame = preprocess(self.env.render())
+        frame = preprocess(self.env.render(), self.track_strip)
         self.frames.extend([frame] * self.frames.maxlen)  # no motion yet: the first frame, repeated
         return np.stack(self.frames), info
 
@@ -96,21 +127,23 @@ class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
             total_reward += reward
             if terminated or truncated:
                 break
-        self.frames.append(preprocess(self.env.render()))
+        self.frames.append(preprocess(self.env.render(), self.track_strip))
         return np.stack(self.frames), total_reward, terminated, truncated, dict(info, frames=frames)
 
 
-def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None):
+def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None, track_strip=False):
     """dqn.make_env's env seen through its screen; render_mode="human" also shows a window."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, without SDL's warnings
-    env = PixelObservation(dqn.make_env(env_id, unwrapped, render_mode="rgb_array"))
+    env = PixelObservation(dqn.make_env(env_id, unwrapped, render_mode="rgb_array"), track_strip=track_strip)
     return gym.wrappers.HumanRendering(env) if render_mode == "human" else env
 
 
 def env_maker(agent):
     """The make_env whose observations agent reads: the screen for a PixelDQN, else the state."""
-    return make_env if isinstance(agent, PixelDQN) else dqn.make_env
+    if isinstance(agent, PixelDQN):
+        return functools.partial(make_env, track_strip=agent.track_strip)
+    return dqn.make_env
 
 
 def true_state_reward(reward_fn):
@@ -169,8 +202,9 @@ class PixelDQN(dqn.DQN):
 
     n_step = 1  # beyond/nstep.py sets more: then a row's s_ is not s shifted by one frame
 
-    def __init__(self, shape, n_actions, seed=None, device="cpu", **overrides):
+    def __init__(self, shape, n_actions, seed=None, device="cpu", track_strip=False, **overrides):
         self.device = torch.device(device)  # where the CNN runs; the memory stays in host RAM
+        self.track_strip = track_strip  # what its screens show (preprocess): its envs must show the same
         super().__init__(tuple(shape), n_actions, seed, **overrides)
         new_frames = 1 if self.n_step == 1 else self.n_states[0]
         self.memory_frames = FrameMemory(self.memory_capacity, self.n_states, new_frames)

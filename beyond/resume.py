@@ -115,7 +115,7 @@ def resumed_args(run_dir, argv):
     if hooks["solved"] or hooks["diverged"]:
         why = "solved the task (--early-stop)" if hooks["solved"] else "diverged"
         raise UsageError(f"--resume: {run_dir} stopped because it {why}; there is nothing to continue")
-    args = argparse.Namespace(**state["args"])
+    args = argparse.Namespace(**{**vars(build_parser().parse_args([])), **state["args"]})  # flags added since: defaults
     explicit = vars(build_parser().parse_args(argv))
     for name in given - {"resume"}:
         setattr(args, name, explicit[name])

@@ -205,3 +205,72 @@ def test_every_ablation_row_is_valid_dqn_flags(name):
     from beyond.flags import parse_args
 
     parse_args([str(f) for f in judge.protocol_flags(ablation.ROWS[name][0], 0, 1000)])
+
+
+def fake_pixel_result(out, variant, seed, test_mean):
+    """A result.json as bench/pixel_protocol.py writes it, without the training."""
+    run_dir = out / variant / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    result = dict(
+        variant=variant,
+        flags=[],
+        seed=seed,
+        budget=500_000,
+        test_mean=test_mean,
+        test_min=test_mean - 100,
+        success=test_mean >= 475,
+        test_wall_s=30.0,
+        run_wall_s=600.0,
+        env_steps=400_000,
+        evals=[(20_000, 100.0), (40_000, test_mean)],
+        confirmations=[],
+        processor="a test CPU",
+    )
+    (run_dir / "result.json").write_text(json.dumps(result))
+
+
+def test_a_pixel_protocol_rerun_skips_the_seeds_it_has(tmp_path, monkeypatch):
+    import pixel_protocol
+
+    fake_pixel_result(tmp_path, "track", 200, 480.0)
+    asked = []
+    monkeypatch.setattr(pixel_protocol, "in_pool", lambda work, tasks, jobs: asked.extend(tasks) or [])
+    argv = ["pixel_protocol.py", "--variant", "track", "--seeds", "200-202", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    pixel_protocol.main()
+    assert [seed for _, seed, _, _ in asked] == [201, 202]
+
+
+def test_the_pixel_protocol_table_counts_successes_with_their_interval(tmp_path):
+    import pixel_protocol
+
+    for seed, mean in [(200, 480.0), (201, 300.0), (202, 500.0)]:
+        fake_pixel_result(tmp_path, "track", seed, mean)
+    table = pixel_protocol.table(tmp_path, {"protocol": pixel_protocol.PROTOCOL_SEEDS})
+    (row,) = [line for line in table.splitlines() if line.startswith("| track")]
+    low, high = pixel_protocol.success_interval(2, 3)
+    assert f"| 2/3 ({low:.2f}, {high:.2f}) |" in row and 0.09 < low < 0.1 and 0.99 < high < 1
+    assert "| 480.0 [300.0, 500.0] |" in row and "201: 300.0 (400,000, 630)" in row and "a test CPU" in table
+
+
+def test_the_pixel_test_episodes_are_apart_from_every_other_episode_of_the_run():
+    import pixel_protocol
+
+    from beyond.evaluation import confirm_seed, eval_seed
+
+    for seed in [*pixel_protocol.SCREEN_SEEDS, *pixel_protocol.PROTOCOL_SEEDS, *pixel_protocol.CONFIRM_SEEDS]:
+        test = set(range(pixel_protocol.test_seed(seed), pixel_protocol.test_seed(seed) + pixel_protocol.TEST_EPISODES))
+        used = set(range(eval_seed(seed), eval_seed(seed) + 1000))  # periodic, then the final evaluation
+        for attempt in range(100):
+            used |= set(range(confirm_seed(seed, attempt), confirm_seed(seed, attempt) + 100))
+        assert not test & used
+
+
+@pytest.mark.parametrize("variant", ["close-up", "track", "track-nstep3", "track-nstep3-per"])
+def test_every_pixel_variant_is_valid_dqn_flags(variant):
+    import pixel_protocol
+
+    from beyond.flags import parse_args
+
+    args = parse_args(["--preset", "pixels", *pixel_protocol.VARIANTS[variant], *pixel_protocol.RUN_FLAGS])
+    assert args.pixels and args.confirm_episodes == 100 and args.keep_best

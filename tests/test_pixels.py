@@ -20,6 +20,7 @@ from beyond.pixels import (  # noqa: E402
     FRAME_SKIP,
     FRAME_STACK,
     PREPROCESSING_VERSION,
+    TRACK_ROWS,
     FrameMemory,
     PixelDQN,
     conv_q_net,
@@ -67,13 +68,13 @@ def screen_at(env, x=0.0, theta=0.0):
 def test_preprocess_crops_grays_and_shrinks_a_real_screen(pixel_env):
     pixel_env.reset(seed=0)
     frame = screen_at(pixel_env)
-    assert frame.shape == (400, 600, 3) and frame.dtype == np.uint8
+    assert frame.shape == (200, 300, 3) and frame.dtype == np.uint8  # the env draws at SCREEN_SIZE
     image = preprocess(frame)
     assert image.shape == (20, 40) and image.dtype == np.uint8
     assert image[0, 0] == 0 and image[0, -1] == 0  # white background -> 0
-    # the cart (black, 50 of the view's 120 px, in its middle) is the brightest thing, at the bottom
+    # the cart (black, 50 of the view's 80 px, in its middle) is the brightest thing, at the bottom
     cart_rows, cart_cols = np.nonzero(image > 200)
-    assert cart_rows.min() >= 14 and abs(cart_cols.mean() - 19.5) <= 1 and 14 <= len(set(cart_cols)) <= 18
+    assert cart_rows.min() >= 12 and abs(cart_cols.mean() - 19.5) <= 1 and 24 <= len(set(cart_cols)) <= 26
     # the pole (10 px wide, upright) stands above the cart's middle
     pole_cols = np.nonzero(image[2:12] > 40)[1]
     assert len(pole_cols) and abs(pole_cols.mean() - 19.5) <= 1
@@ -82,7 +83,7 @@ def test_preprocess_crops_grays_and_shrinks_a_real_screen(pixel_env):
 def test_the_view_follows_the_cart_and_shows_the_pole_lean(pixel_env):
     pixel_env.reset(seed=0)
     centred = preprocess(screen_at(pixel_env, x=0.0, theta=0.1))
-    # 1.28 m left is 160 whole pixels: the same view, since the cart is found in the image
+    # 1.28 m left is 80 whole pixels: the same view, since the cart is found in the image
     assert (preprocess(screen_at(pixel_env, x=-1.28, theta=0.1)) == centred).all()
 
     def tip_column(image):  # where the pole is in the top rows
@@ -94,8 +95,33 @@ def test_the_view_follows_the_cart_and_shows_the_pole_lean(pixel_env):
 
 def test_past_the_screen_edge_is_background(pixel_env):
     pixel_env.reset(seed=0)
-    image = preprocess(screen_at(pixel_env, x=2.3))  # the cart's centre 13 px from the right edge
+    image = preprocess(screen_at(pixel_env, x=2.3))  # the cart's centre 6 px from the right edge
     assert image.shape == (20, 40) and (image[:, -10:] == 0).all() and image.max() == 255
+
+
+def test_the_track_strip_shows_where_the_cart_is_on_the_whole_track(pixel_env):
+    pixel_env.reset(seed=0)
+    rows = TRACK_ROWS
+
+    def strip_centre(x):  # the bright blocks' centre, in strip columns
+        strip = preprocess(screen_at(pixel_env, x=x), track_strip=True)[-rows:]
+        assert strip.shape == (rows, 40) and strip.dtype == np.uint8 and (strip == strip[0]).all()
+        return np.average(np.arange(40), weights=strip[0].astype(float))
+
+    centred = screen_at(pixel_env, x=0.0)
+    with_strip, close_up = preprocess(centred, track_strip=True), preprocess(centred)
+    assert (with_strip[:-rows] == close_up[:-rows]).all() and not (with_strip[-rows:] == close_up[-rows:]).all()
+    assert strip_centre(0.0) == pytest.approx(19.5, abs=0.3)  # the track's middle
+    # the close-up cannot tell these apart; the strip moves 62.5 px a metre, 1/8 of a block a pixel
+    assert strip_centre(-1.28) == pytest.approx(19.5 - 80 / 8, abs=0.3)
+    assert strip_centre(2.0) == pytest.approx(19.5 + 125 / 8, abs=0.6)  # the cart's right part is off screen
+    assert strip_centre(0.016) > strip_centre(0.0)  # one pixel
+
+
+def test_the_pixel_env_shows_people_its_screen_at_twice_the_size(pixel_env):
+    pixel_env.reset(seed=0)
+    small, shown = pixel_env.unwrapped.render(), pixel_env.render()
+    assert shown.shape == (400, 600, 3) and (shown[::2, ::2] == small).all() and (shown[1::2, 1::2] == small).all()
 
 
 def test_observation_is_a_uint8_stack_that_shifts_by_one_frame(pixel_env):
@@ -243,6 +269,12 @@ def test_play_a_pixel_checkpoint(pixel_run, dqn_cli, tmp_path):
     result = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", video)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "watch episode 1/1" in result.stdout and video.stat().st_size > 0
+    import imageio.v2 as imageio
+
+    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT
+
+    first = np.asarray(imageio.mimread(video, memtest=False)[0])  # the 300x200 screen, shown at 600x400
+    assert first.shape[:2] == (400 + PANEL_HEIGHT + FRAMES_HEIGHT, 600)
 
 
 def test_play_a_pixel_checkpoint_on_a_missing_gpu(pixel_run, dqn_cli):
@@ -260,6 +292,7 @@ def test_play_a_pixel_checkpoint_on_a_missing_gpu(pixel_run, dqn_cli):
         (["--pixels", "--device", "tpu9"], ["--device", "tpu9"]),
         (["--device", "cuda:0"], ["--device"]),
         (["--pixels", "--eval-every", "0"], ["--keep-best", "--no-keep-best"]),  # the preset keeps the best eval
+        (["--track-strip"], ["--track-strip", "--pixels"]),
     ],
 )
 def test_bad_pixel_flags_are_one_line_errors(dqn_cli, args, needles):
@@ -296,19 +329,14 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
         torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-4, atol=1e-6)
 
 
-def test_a_checkpoint_saved_before_the_overlay_existed_plays_with_it(dqn_cli, tmp_path):
-    """bench/results/pixels_runs/seed0/model.pt was written by an earlier version of dqn.py."""
-    import imageio.v2 as imageio
-
-    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT
-    from conftest import ROOT
-
-    video = tmp_path / "old.gif"
-    result = dqn_cli("--play", ROOT / "bench/results/pixels_runs/seed0/model.pt", "--watch", "1", "--video", video)
-    assert result.returncode == 0, result.stderr[-3000:]
-    first = np.asarray(imageio.mimread(video, memtest=False)[0])
-    assert first.shape[:2] == (400 + PANEL_HEIGHT + FRAMES_HEIGHT, 600)
-    assert "learning video" not in result.stdout  # a checkpoint holds one set of weights
+def test_a_checkpoint_from_before_the_preprocessing_field_is_refused(pixel_run, dqn_cli, tmp_path):
+    """Checkpoints without the field were made for version 1: a 160x120 view of the 600x400 screen."""
+    run_dir, _ = pixel_run
+    data = torch.load(run_dir / "model.pt", weights_only=True)
+    del data["meta"]["preprocessing"]
+    torch.save(data, tmp_path / "first_view.pt")
+    result = dqn_cli("--play", tmp_path / "first_view.pt", "--watch", "1")
+    assert_one_line_error(result, "preprocessing version 1", f"makes version {PREPROCESSING_VERSION}")
 
 
 def test_a_checkpoint_for_another_preprocessing_is_refused(pixel_run, dqn_cli, tmp_path):
@@ -319,6 +347,23 @@ def test_a_checkpoint_for_another_preprocessing_is_refused(pixel_run, dqn_cli, t
     torch.save(data, tmp_path / "other_view.pt")
     result = dqn_cli("--play", tmp_path / "other_view.pt", "--watch", "1")
     assert_one_line_error(result, "preprocessing version", str(PREPROCESSING_VERSION + 1))
+
+
+def test_a_track_strip_checkpoint_plays_on_a_screen_with_the_strip(tmp_path):
+    from beyond.agents import make_agent
+    from beyond.files import load_checkpoint, save_checkpoint
+
+    agent = make_agent(SHAPE, 2, seed=0, pixels=True, track_strip=True, memory_capacity=10)
+    path = save_checkpoint(agent, tmp_path / "strip.pt", "CartPole-v1", "env", 0, 1)
+    loaded, _ = load_checkpoint(path)
+    env = pixels.env_maker(loaded)("CartPole-v1", unwrapped=False)
+    assert loaded.track_strip and env.track_strip
+    s, _ = env.reset(seed=0)
+    assert (s[-1] == preprocess(env.unwrapped.render(), track_strip=True)).all()
+    env.close()
+    plain = make_agent(SHAPE, 2, seed=0, pixels=True, memory_capacity=10)
+    loaded, _ = load_checkpoint(save_checkpoint(plain, tmp_path / "plain.pt", "CartPole-v1", "env", 0, 1))
+    assert not loaded.track_strip and not pixels.env_maker(loaded)("CartPole-v1", unwrapped=False).track_strip
 
 
 def test_gymnasiums_env_checker_passes_on_the_pixel_env():
