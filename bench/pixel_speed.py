@@ -72,7 +72,7 @@ def parts(repeats=500):
         times["physics step"] = per_call_ms(step, repeats)
         times[f"draw the screen at {size[0]}x{size[1]}"] = per_call_ms(env.render, repeats)
     frame = env.render()
-    times["preprocess (300x200 -> 20x40)"] = per_call_ms(lambda: pixels.preprocess(frame), repeats)
+    times["preprocess (300x200 -> 21x41)"] = per_call_ms(lambda: pixels.preprocess(frame), repeats)
     preset = PRESETS["pixels"]
     shape = (pixels.FRAME_STACK, *pixels.preprocess(frame).shape)
     agent = pixels.PixelDQN(
@@ -93,7 +93,7 @@ def per_action(times):
     return {
         "env (physics, drawing, preprocess)": pixels.FRAME_SKIP * times["physics step"]
         + times[f"draw the screen at {size}"]
-        + times["preprocess (300x200 -> 20x40)"],
+        + times["preprocess (300x200 -> 21x41)"],
         "acting": times["CNN forward to act"],
         "learning": times[f"learn step (batch {preset['batch_size']})"] / preset["train_every"],
     }

@@ -3,7 +3,8 @@
     python bench/pixel_view.py            # writes docs/pixel_view.png
 
 Plays a few fixed steps from a seeded reset, then draws the last rendered screen (with the close-up's
-window marked) and the 4 stacked 20x40 frames that beyond.pixels.PixelObservation returns.
+window marked, and the row the track strip is made from) and the 4 stacked 21x41 frames that
+beyond.pixels.PixelObservation returns with --preset pixels' view.
 """
 
 import os
@@ -21,10 +22,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from beyond import pixels  # noqa: E402
+from beyond.flags import PRESETS  # noqa: E402
 
 
 def main(path=ROOT / "docs" / "pixel_view.png"):
-    env = pixels.make_env("CartPole-v1", unwrapped=False)
+    track_strip = PRESETS["pixels"].get("track_strip", False)
+    env = pixels.make_env("CartPole-v1", unwrapped=False, track_strip=track_strip)
     s, _ = env.reset(seed=4)
     for action in [1, 1, 0, 1, 1, 1]:  # a few pushes, mostly right: the pole leans, the cart moves
         s, _, terminated, *_ = env.step(action)
@@ -43,14 +46,18 @@ def main(path=ROOT / "docs" / "pixel_view.png"):
             (centre - half, rows.start), 2 * half, rows.stop - rows.start, fill=False, color="tab:red", lw=1.5
         )
     )
-    top.set_title("the screen (600x400); red: the close-up around the cart", fontsize=9)
+    title = "the screen as the env draws it (300x200); red: the close-up around the cart"
+    if track_strip:
+        top.axhline(pixels.CART_ROW, color="tab:blue", lw=1)
+        title += "; blue: the row that the bottom rows of each frame show of the whole track"
+    top.set_title(title, fontsize=9)
     top.axis("off")
     for i, frame in enumerate(s):
         ax = fig.add_subplot(2, len(s), len(s) + i + 1)
         ax.imshow(frame, cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"frame t-{2 * (len(s) - 1 - i)}" if i < len(s) - 1 else "frame t (newest)", fontsize=8)
         ax.axis("off")
-    fig.suptitle("what --pixels feeds conv_q_net: 4 stacked 20x40 frames, 2 env steps apart", fontsize=10)
+    fig.suptitle("what --pixels feeds conv_q_net: 4 stacked 21x41 frames, 2 env steps apart", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -7,7 +7,7 @@ PixelDQN (a subclass of dqn.DQN) puts them together.
 
 1. Frames a network can use (preprocess, PixelObservation). The env draws its screen at
    300x200 (SCREEN_SIZE), a quarter of its default pixels, and each colour screen
-   becomes a 20x40 grey image, bright on black, of an 80x80 window that follows the cart
+   becomes a 21x41 grey image, bright on black, of an 84x82 window that follows the cart
    (found in the image, not read from the state). Following the cart spends the pixels on
    the pole, whose angle and turning are what balancing needs and are sub-pixel changes
    on a coarse view of the whole screen. The price: the view shows neither where the cart
@@ -40,22 +40,25 @@ import dqn
 # Drawing at 600x400, CartPole's default, takes most of a pixel step; at 300x200 the
 # whole pole still shows (the cart's and pole's widths are fixed in pixels, its length scales).
 SCREEN_SIZE = (300, 200)  # width, height
-SCREEN_ROWS = slice(34, 114)  # from the pole's tip when upright down to the cart's bottom
+SCREEN_ROWS = slice(34, 118)  # from the pole's tip when upright down past the cart's bottom
 CART_ROW = 105  # a screen row that crosses the cart and nothing else that is dark
-VIEW_WIDTH = 80  # pixels around the cart's centre: the 50-pixel cart and the pole's tip at 12 degrees
-BLOCK = (4, 2)  # average 4x2 pixel blocks: the 80x80 view becomes 20x40
+VIEW_WIDTH = 82  # pixels around the cart's centre: the 50-pixel cart and the pole's tip at 12 degrees
+# average 4x2 pixel blocks: the 84x82 view becomes 21x41. conv_q_net's two 5x5 stride-2
+# convolutions reach every pixel of a 21x41 image; of a 20x40 one they never read the
+# last 3 rows and columns.
+BLOCK = (4, 2)
 TRACK_ROWS = 2  # --track-strip: the view's bottom rows (the cart's lower half) show the whole track instead
-TRACK_MARGIN = 10  # background added at each end of the 300-pixel track row: 320 pixels make 40 blocks of 8
+TRACK_MARGIN = 14  # background added at each end of the 300-pixel track row: 328 pixels make 41 blocks of 8
 DISPLAY_SCALE = 2  # render() shows people the small screen at CartPole's usual 600x400
 FRAME_STACK = 4
 FRAME_SKIP = 2
 # Saved in pixel checkpoints: a change to what preprocess() shows the net, even one that
 # keeps the shape, gets a new number, and --play refuses a checkpoint made for another.
-PREPROCESSING_VERSION = 2  # 1: a 160x120 view of the 600x400 screen
+PREPROCESSING_VERSION = 2  # 1: a 160x120 view of the 600x400 screen in 20x40
 
 
 def preprocess(frame, track_strip=False):
-    """A 200x300x3 rgb CartPole screen -> a (20, 40) uint8 image of the cart and pole, bright on black.
+    """A 200x300x3 rgb CartPole screen -> a (21, 41) uint8 image of the cart and pole, bright on black.
 
     track_strip: the last TRACK_ROWS rows show where the cart is on the whole track (whole_track).
     """

@@ -28,7 +28,7 @@ from beyond.pixels import (  # noqa: E402
     preprocess,
 )
 
-SHAPE = (FRAME_STACK, 20, 40)
+SHAPE = (FRAME_STACK, 21, 41)
 SHORT_PIXELS = [
     "--pixels",
     "--episodes",
@@ -70,14 +70,14 @@ def test_preprocess_crops_grays_and_shrinks_a_real_screen(pixel_env):
     frame = screen_at(pixel_env)
     assert frame.shape == (200, 300, 3) and frame.dtype == np.uint8  # the env draws at SCREEN_SIZE
     image = preprocess(frame)
-    assert image.shape == (20, 40) and image.dtype == np.uint8
+    assert image.shape == (21, 41) and image.dtype == np.uint8
     assert image[0, 0] == 0 and image[0, -1] == 0  # white background -> 0
     # the cart (black, 50 of the view's 80 px, in its middle) is the brightest thing, at the bottom
     cart_rows, cart_cols = np.nonzero(image > 200)
-    assert cart_rows.min() >= 12 and abs(cart_cols.mean() - 19.5) <= 1 and 24 <= len(set(cart_cols)) <= 26
+    assert cart_rows.min() >= 12 and abs(cart_cols.mean() - 20) <= 1 and 24 <= len(set(cart_cols)) <= 26
     # the pole (10 px wide, upright) stands above the cart's middle
     pole_cols = np.nonzero(image[2:12] > 40)[1]
-    assert len(pole_cols) and abs(pole_cols.mean() - 19.5) <= 1
+    assert len(pole_cols) and abs(pole_cols.mean() - 20) <= 1
 
 
 def test_the_view_follows_the_cart_and_shows_the_pole_lean(pixel_env):
@@ -90,13 +90,13 @@ def test_the_view_follows_the_cart_and_shows_the_pole_lean(pixel_env):
         return np.nonzero(image[1:4] > 40)[1].mean()
 
     leaning_left = preprocess(screen_at(pixel_env, x=0.48, theta=-0.1))
-    assert tip_column(centred) > 19.5 + 2 and tip_column(leaning_left) < 19.5 - 2  # theta > 0: leans right
+    assert tip_column(centred) > 20 + 2 and tip_column(leaning_left) < 20 - 2  # theta > 0: leans right
 
 
 def test_past_the_screen_edge_is_background(pixel_env):
     pixel_env.reset(seed=0)
     image = preprocess(screen_at(pixel_env, x=2.3))  # the cart's centre 6 px from the right edge
-    assert image.shape == (20, 40) and (image[:, -10:] == 0).all() and image.max() == 255
+    assert image.shape == (21, 41) and (image[:, -10:] == 0).all() and image.max() == 255
 
 
 def test_the_track_strip_shows_where_the_cart_is_on_the_whole_track(pixel_env):
@@ -105,16 +105,16 @@ def test_the_track_strip_shows_where_the_cart_is_on_the_whole_track(pixel_env):
 
     def strip_centre(x):  # the bright blocks' centre, in strip columns
         strip = preprocess(screen_at(pixel_env, x=x), track_strip=True)[-rows:]
-        assert strip.shape == (rows, 40) and strip.dtype == np.uint8 and (strip == strip[0]).all()
-        return np.average(np.arange(40), weights=strip[0].astype(float))
+        assert strip.shape == (rows, 41) and strip.dtype == np.uint8 and (strip == strip[0]).all()
+        return np.average(np.arange(41), weights=strip[0].astype(float))
 
     centred = screen_at(pixel_env, x=0.0)
     with_strip, close_up = preprocess(centred, track_strip=True), preprocess(centred)
     assert (with_strip[:-rows] == close_up[:-rows]).all() and not (with_strip[-rows:] == close_up[-rows:]).all()
-    assert strip_centre(0.0) == pytest.approx(19.5, abs=0.3)  # the track's middle
+    assert strip_centre(0.0) == pytest.approx(20, abs=0.3)  # the track's middle
     # the close-up cannot tell these apart; the strip moves 62.5 px a metre, 1/8 of a block a pixel
-    assert strip_centre(-1.28) == pytest.approx(19.5 - 80 / 8, abs=0.3)
-    assert strip_centre(2.0) == pytest.approx(19.5 + 125 / 8, abs=0.6)  # the cart's right part is off screen
+    assert strip_centre(-1.28) == pytest.approx(20 - 80 / 8, abs=0.3)
+    assert strip_centre(2.0) == pytest.approx(20 + 125 / 8, abs=0.6)  # the cart's right part is off screen
     assert strip_centre(0.016) > strip_centre(0.0)  # one pixel
 
 
@@ -149,6 +149,18 @@ def test_cnn_gives_one_value_per_action(batch):
     x = torch.randint(0, 256, (batch, *SHAPE), dtype=torch.uint8)
     q = net(x)
     assert q.shape == (batch, 2) and q.dtype == torch.float32 and torch.isfinite(q).all()
+
+
+def test_every_pixel_of_the_view_reaches_the_q_values():
+    """Two 5x5 stride-2 convolutions read all of a 21x41 image; of a 20x40 one, not the last 3 rows and columns."""
+    net = conv_q_net(SHAPE, 2)
+    x = (torch.rand(8, *SHAPE) * 255).requires_grad_(True)
+    net(x).sum().backward()
+    assert (x.grad.abs().sum((0, 1)) > 0).all()
+    blind = conv_q_net((FRAME_STACK, 20, 40), 2)
+    x = (torch.rand(8, FRAME_STACK, 20, 40) * 255).requires_grad_(True)
+    blind(x).sum().backward()
+    assert (x.grad[:, :, 17:] == 0).all() and (x.grad[:, :, :, 37:] == 0).all()
 
 
 def test_the_pixel_agent_is_the_blogs_dqn_with_a_cnn():
