@@ -34,9 +34,13 @@ tune:               ## bench/results/tune.db, tune_trials.csv, tune_best.json: t
 extension-cost:     ## bench/results/extension_cost.md: env steps/s with each extension flag
 	$(PY) bench/extension_cost.py
 
-pixels:             ## bench/results/pixels.*: --preset pixels over 3 seeds, two at a time (about 35 minutes)
-	$(PY) bench/seeds.py --name pixels --seeds 3 --jobs 2 --solved 195 --window 300000 \
-		--runs-dir bench/results/pixels_runs -- --preset pixels
+pixels:             ## bench/results/pixel_protocol*: the screens and the protocol of docs/pixels.md (hours; resumes)
+	for v in close-up track track-nstep3 track-nstep3-per; do \
+		$(PY) bench/pixel_protocol.py --variant $$v --seeds 100-101 --budget 250000 || exit 1; done
+	$(PY) bench/pixel_protocol.py --variant $(PIXEL_VARIANT) --seeds 200-207
+	$(PY) bench/pixel_protocol.py --table
+	$(PY) bench/pixel_speed.py
+	$(PY) bench/pixel_view.py
 
 links:              ## point the dqn.py#L and beyond/*.py#L links of the READMEs and docs/ at the right lines
 	$(PY) bench/readme_links.py

@@ -39,14 +39,41 @@ SOLVED, TEST_EPISODES, BUDGET = 475.0, 100, 500_000
 # Disjoint from each other and from seeds 0-2, which chose the earlier preset.
 SCREEN_SEEDS, PROTOCOL_SEEDS, CONFIRM_SEEDS = range(100, 102), range(200, 205), range(205, 208)
 RUN_FLAGS = ("--eval-every", "20000", "--eval-episodes", "20", "--confirm-episodes", "100", "--keep-best")
-# Each variant names every lever, on or off, so that it means the same whatever --preset pixels holds.
-OFF = {"--track-strip": "--no-track-strip", "--prioritized": "--no-prioritized"}
-VARIANTS = {
-    "close-up": ["--no-track-strip", "--n-step", "1", "--no-prioritized"],
-    "track": ["--track-strip", "--n-step", "1", "--no-prioritized"],
-    "track-nstep3": ["--track-strip", "--n-step", "3", "--no-prioritized"],
-    "track-nstep3-per": ["--track-strip", "--n-step", "3", "--prioritized"],
+# The levers and their values in the first screen; a variant overrides some, and names all
+# of them in its flags, so that it means the same whatever --preset pixels holds.
+LEVERS = {
+    "--track-strip": False,
+    "--n-step": 1,
+    "--prioritized": False,
+    "--dueling": False,
+    "--gamma": 0.99,
+    "--lr": 1e-4,
+    "--target-replace-iter": 1000,
+    "--batch-size": 32,
 }
+TRACK_NSTEP3_PER = {"--track-strip": True, "--n-step": 3, "--prioritized": True}
+VARIANTS = {
+    "close-up": {},
+    "track": {"--track-strip": True},
+    "track-nstep3": {"--track-strip": True, "--n-step": 3},
+    "track-nstep3-per": TRACK_NSTEP3_PER,
+    "track-nstep3-per-gamma0.98": {**TRACK_NSTEP3_PER, "--gamma": 0.98},
+    "track-nstep3-per-lr5e-5": {**TRACK_NSTEP3_PER, "--lr": 5e-5},
+    "track-nstep3-per-target4000": {**TRACK_NSTEP3_PER, "--target-replace-iter": 4000},
+    "track-nstep3-per-dueling": {**TRACK_NSTEP3_PER, "--dueling": True},
+    "track-nstep3-per-batch64": {**TRACK_NSTEP3_PER, "--batch-size": 64},
+}
+
+
+def variant_flags(variant):
+    """dqn.py flags that set every lever to the variant's value."""
+    flags = []
+    for flag, value in {**LEVERS, **VARIANTS[variant]}.items():
+        if isinstance(value, bool):
+            flags.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def test_seed(seed):
@@ -58,7 +85,7 @@ def run_seed(task):
     """Train one seed of a variant, test its kept weights; write and return its result."""
     variant, seed, budget, out = task
     run_dir = Path(out) / variant / f"seed{seed}"
-    flags = ["--preset", "pixels", *VARIANTS[variant], *RUN_FLAGS, "--max-env-steps", str(budget)]
+    flags = ["--preset", "pixels", *variant_flags(variant), *RUN_FLAGS, "--max-env-steps", str(budget)]
     command = [sys.executable, str(ROOT / "dqn.py"), *flags, "--seed", str(seed)]
     command += ["--watch", "0", "--snapshots", "0", "--quiet", "--no-show"]
     command += ["--runs-dir", str(run_dir.parent), "--run-name", run_dir.name]

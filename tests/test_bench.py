@@ -266,11 +266,13 @@ def test_the_pixel_test_episodes_are_apart_from_every_other_episode_of_the_run()
         assert not test & used
 
 
-@pytest.mark.parametrize("variant", ["close-up", "track", "track-nstep3", "track-nstep3-per"])
-def test_every_pixel_variant_is_valid_dqn_flags(variant):
+def test_every_pixel_variant_sets_every_lever_to_its_value():
     import pixel_protocol
 
     from beyond.flags import parse_args
 
-    args = parse_args(["--preset", "pixels", *pixel_protocol.VARIANTS[variant], *pixel_protocol.RUN_FLAGS])
-    assert args.pixels and args.confirm_episodes == 100 and args.keep_best
+    for variant, overrides in pixel_protocol.VARIANTS.items():
+        args = parse_args(["--preset", "pixels", *pixel_protocol.variant_flags(variant), *pixel_protocol.RUN_FLAGS])
+        assert args.pixels and args.confirm_episodes == 100 and args.keep_best
+        for flag, value in {**pixel_protocol.LEVERS, **overrides}.items():
+            assert getattr(args, flag[2:].replace("-", "_")) == value, (variant, flag)
