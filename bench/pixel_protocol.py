@@ -42,6 +42,7 @@ RUN_FLAGS = ("--eval-every", "20000", "--eval-episodes", "20", "--confirm-episod
 # The levers and their values in the first screen; a variant overrides some, and names all
 # of them in its flags, so that it means the same whatever --preset pixels holds.
 LEVERS = {
+    "--reward": "env",
     "--track-strip": False,
     "--n-step": 1,
     "--prioritized": False,
@@ -51,17 +52,17 @@ LEVERS = {
     "--target-replace-iter": 1000,
     "--batch-size": 32,
 }
-TRACK_NSTEP3_PER = {"--track-strip": True, "--n-step": 3, "--prioritized": True}
+TRACK_NSTEP3 = {"--track-strip": True, "--n-step": 3}
 VARIANTS = {
     "close-up": {},
     "track": {"--track-strip": True},
-    "track-nstep3": {"--track-strip": True, "--n-step": 3},
-    "track-nstep3-per": TRACK_NSTEP3_PER,
-    "track-nstep3-per-gamma0.98": {**TRACK_NSTEP3_PER, "--gamma": 0.98},
-    "track-nstep3-per-lr5e-5": {**TRACK_NSTEP3_PER, "--lr": 5e-5},
-    "track-nstep3-per-target4000": {**TRACK_NSTEP3_PER, "--target-replace-iter": 4000},
-    "track-nstep3-per-dueling": {**TRACK_NSTEP3_PER, "--dueling": True},
-    "track-nstep3-per-batch64": {**TRACK_NSTEP3_PER, "--batch-size": 64},
+    "track-nstep3": TRACK_NSTEP3,
+    "track-nstep3-per": {**TRACK_NSTEP3, "--prioritized": True},
+    "track-nstep3-shaped": {**TRACK_NSTEP3, "--reward": "shaped"},
+    "track-nstep3-gamma0.995": {**TRACK_NSTEP3, "--gamma": 0.995},
+    "track-nstep3-lr5e-5": {**TRACK_NSTEP3, "--lr": 5e-5},
+    "track-nstep3-target4000": {**TRACK_NSTEP3, "--target-replace-iter": 4000},
+    "track-nstep3-batch64": {**TRACK_NSTEP3, "--batch-size": 64},
 }
 
 
