@@ -35,9 +35,9 @@ extension-cost:     ## bench/results/extension_cost.md: env steps/s with each ex
 	$(PY) bench/extension_cost.py
 
 pixels:             ## bench/results/pixel_protocol*: the screens and the protocol of docs/pixels.md (hours; resumes)
-	for v in close-up track track-nstep3 track-nstep3-per; do \
+	for v in close-up track track-nstep3 track-nstep3-per track-nstep3-shaped; do \
 		$(PY) bench/pixel_protocol.py --variant $$v --seeds 100-101 --budget 250000 || exit 1; done
-	$(PY) bench/pixel_protocol.py --variant $(PIXEL_VARIANT) --seeds 200-207
+	$(PY) bench/pixel_protocol.py --seeds 200-207
 	$(PY) bench/pixel_protocol.py --table
 	$(PY) bench/pixel_speed.py
 	$(PY) bench/pixel_view.py

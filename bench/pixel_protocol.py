@@ -11,7 +11,7 @@ Every finished seed writes <out>/<variant>/seed<S>/result.json beside its run fo
 (model.pt, evals.csv, metrics.csv), and a rerun skips those: a long bench resumes.
 
     python bench/pixel_protocol.py --variant track --seeds 100-101 --budget 250000   # a screen
-    python bench/pixel_protocol.py --variant track --seeds 200-204                   # the protocol
+    python bench/pixel_protocol.py --seeds 200-204                                   # the protocol, --preset pixels
     python bench/pixel_protocol.py --table                                          # pixel_protocol.md and .png
 """
 
@@ -59,11 +59,15 @@ VARIANTS = {
     "track-nstep3": TRACK_NSTEP3,
     "track-nstep3-per": {**TRACK_NSTEP3, "--prioritized": True},
     "track-nstep3-shaped": {**TRACK_NSTEP3, "--reward": "shaped"},
+    "close-up-nstep3-shaped": {"--n-step": 3, "--reward": "shaped"},
+    "track-shaped": {"--track-strip": True, "--reward": "shaped"},
     "track-nstep3-gamma0.995": {**TRACK_NSTEP3, "--gamma": 0.995},
     "track-nstep3-lr5e-5": {**TRACK_NSTEP3, "--lr": 5e-5},
     "track-nstep3-target4000": {**TRACK_NSTEP3, "--target-replace-iter": 4000},
     "track-nstep3-batch64": {**TRACK_NSTEP3, "--batch-size": 64},
 }
+
+PRESET_VARIANT = "track-nstep3-shaped"  # what --preset pixels holds (a test keeps them equal)
 
 
 def variant_flags(variant):
@@ -218,7 +222,7 @@ def figure(out, seed_sets, path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variant", choices=sorted(VARIANTS))
+    p.add_argument("--variant", choices=sorted(VARIANTS), default=PRESET_VARIANT)
     p.add_argument("--seeds", type=seed_list, default=list(PROTOCOL_SEEDS))
     p.add_argument("--budget", type=int, default=BUDGET)
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one process each")
@@ -232,8 +236,6 @@ def main():
         figure(args.out, seed_sets, args.out + ".png")
         print(markdown)
         return
-    if args.variant is None:
-        p.error("give --variant (or --table)")
     done = load(args.out, args.variant)
     todo = [(args.variant, s, args.budget, args.out) for s in args.seeds if s not in done]
     for result in in_pool(run_seed, todo, args.jobs):

@@ -4,9 +4,9 @@ The parts are timed in one process, one torch thread: a physics step, drawing th
 at CartPole's default 600x400 and at the 300x200 that --pixels draws, preprocessing, one
 CNN forward to act, and one learn step. Per action, --preset pixels does FRAME_SKIP physics
 steps, one drawing, one preprocessing and one forward, and a learn step every train_every
-actions. --baseline DIR also times whole training runs (`--preset pixels`, 30,000 env
-steps, no evaluations) of this checkout and of DIR, interleaved, and quotes the ratio of
-their learning-phase env steps/s.
+actions. --baseline DIR also times whole training runs (`--preset pixels` with one-step
+returns and CartPole-v1's reward, 30,000 env steps, no evaluations) of this checkout and of
+DIR, interleaved, and quotes the ratio of their learning-phase env steps/s.
 
     python bench/pixel_speed.py
     git worktree add /tmp/before <commit> && python bench/pixel_speed.py --baseline /tmp/before
@@ -35,7 +35,9 @@ from speed import RESULTS, cpu_model, run_dqn  # noqa: E402
 from beyond import pixels  # noqa: E402
 from beyond.flags import PRESETS  # noqa: E402
 
-RUN_FLAGS = ["--preset", "pixels", "--max-env-steps", "30000", "--eval-every", "0", "--no-keep-best"]
+# The learning of the first pixel preset (one-step returns, CartPole-v1's reward), which any checkout runs
+RUN_FLAGS = ["--preset", "pixels", "--n-step", "1", "--reward", "env"]
+RUN_FLAGS += ["--max-env-steps", "30000", "--eval-every", "0", "--no-keep-best"]
 
 
 def per_call_ms(work, repeats):

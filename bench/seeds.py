@@ -69,7 +69,7 @@ def read_run(run, seed, wall):
     if (run / "metrics.csv").exists():
         with open(run / "metrics.csv") as f:
             env_steps = int(list(csv.DictReader(f))[-1]["env_steps"])
-    else:  # a kept run trimmed to its evals.csv (bench/results/pixels_runs): the final eval ran at the end
+    else:  # a kept run trimmed to its evals.csv: the final eval ran at the end
         env_steps = final[0]
     return dict(seed=seed, evals=evals, final=final, env_steps=env_steps, wall_s=wall)
 

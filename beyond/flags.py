@@ -55,10 +55,14 @@ PRESETS = {
         eval_every=1000,
         max_env_steps=100_000,
     ),
-    # --pixels: from screen images (beyond/pixels.py); docs/pixels.md
+    # --pixels: from screen images (beyond/pixels.py); the screens and the protocol of
+    # bench/pixel_protocol.py chose the view, the reward and n_step (docs/pixels.md)
     "pixels": dict(
         STANDARD_TASK,
         pixels=True,
+        track_strip=True,
+        reward="shaped",  # the blog's: its cart-position term keeps the cart off the track's ends
+        n_step=3,
         lr=1e-4,
         batch_size=32,
         hidden=256,
@@ -68,10 +72,11 @@ PRESETS = {
         epsilon_end=0.99,
         epsilon_steps=40_000,
         eval_every=20_000,
-        eval_episodes=10,
+        eval_episodes=20,
+        confirm_episodes=100,
         value_estimates=False,  # playing on past each episode's end costs renders: off
         keep_best=True,
-        max_env_steps=300_000,
+        max_env_steps=500_000,
     ),
 }
 

@@ -11,12 +11,11 @@ PixelDQN (a subclass of dqn.DQN) puts them together.
    (found in the image, not read from the state). Following the cart spends the pixels on
    the pole, whose angle and turning are what balancing needs and are sub-pixel changes
    on a coarse view of the whole screen. The price: the view shows neither where the cart
-   is on the track nor how fast it goes (the background is blank), and most failures of
-   the trained agent are the cart driving off the track. One frame shows where the pole
+   is on the track nor how fast it goes (the background is blank), so --track-strip
+   gives its bottom rows to the cart's row of the whole screen. One frame shows where the pole
    is but not where it is going, so the observation stacks the last FRAME_STACK frames:
    motion is the difference between them. Each action is held for FRAME_SKIP frames,
-   which halves the rendering (the dearest part of a step) and makes the motion between
-   frames larger.
+   which halves the drawing and makes the motion between frames larger.
 2. A convolutional q_net (conv_q_net): two strided convolutions read the stack, then the
    blog's Linear-ReLU-Linear head gives one value per action.
 3. A compact replay memory (FrameMemory): frames are kept as uint8, and since the next
@@ -160,8 +159,8 @@ class conv_q_net(nn.Module):
     def __init__(self, shape, n_actions, hidden=128):
         super().__init__()
         frames = shape[0]
-        # PyTorch's default (Kaiming-uniform) init, not the blog's N(0, 0.1): with 100 to 450
-        # inputs per unit, N(0, 0.1) is 2 to 4 times that scale in every layer, and it compounds.
+        # PyTorch's default (Kaiming-uniform) init, not the blog's N(0, 0.1): with 100 to 800
+        # inputs per unit, N(0, 0.1) is 2 to 5 times that scale in every layer, and it compounds.
         self.conv = nn.Sequential(
             nn.Conv2d(frames, 16, kernel_size=5, stride=2),
             nn.ReLU(),

@@ -276,3 +276,13 @@ def test_every_pixel_variant_sets_every_lever_to_its_value():
         assert args.pixels and args.confirm_episodes == 100 and args.keep_best
         for flag, value in {**pixel_protocol.LEVERS, **overrides}.items():
             assert getattr(args, flag[2:].replace("-", "_")) == value, (variant, flag)
+
+
+def test_the_pixel_preset_is_the_protocols_chosen_variant():
+    import pixel_protocol
+
+    from beyond.flags import parse_args
+
+    chosen = [*pixel_protocol.variant_flags(pixel_protocol.PRESET_VARIANT), *pixel_protocol.RUN_FLAGS]
+    budget = ["--max-env-steps", str(pixel_protocol.BUDGET)]
+    assert vars(parse_args(["--pixels"])) == vars(parse_args(["--preset", "pixels", *chosen, *budget]))
