@@ -270,7 +270,9 @@ def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["env_steps"]) == env_steps
     (final,) = read_metrics(run_dir / "evals.csv")  # --value-estimates: the net's estimate and the truth
-    assert math.isfinite(float(final["q_estimate"])) and float(final["true_return"]) > 0
+    # the preset learns from the blog's shaped reward, whose discounted return can be negative
+    assert math.isfinite(float(final["q_estimate"])) and math.isfinite(float(final["true_return"]))
+    assert float(final["true_return"]) != 0
     meta = torch.load(run_dir / "model.pt", weights_only=True)["meta"]
     assert tuple(meta["n_states"]) == SHAPE and meta["env_id"] == "CartPole-v1"
 
