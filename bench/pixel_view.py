@@ -35,8 +35,9 @@ def main(path=ROOT / "docs" / "pixel_view.png"):
     screen = env.unwrapped.render()
     env.close()
 
-    fig = plt.figure(figsize=(9, 4.6))
-    top = fig.add_subplot(2, 1, 1)
+    fig = plt.figure(figsize=(9, 6))
+    grid = fig.add_gridspec(2, len(s), height_ratios=[2.2, 1])
+    top = fig.add_subplot(grid[0, :])
     top.imshow(screen)
     rows = pixels.SCREEN_ROWS
     centre = np.flatnonzero(screen[pixels.CART_ROW, :, 2] < 50).mean()
@@ -49,11 +50,11 @@ def main(path=ROOT / "docs" / "pixel_view.png"):
     title = "the screen as the env draws it (300x200); red: the close-up around the cart"
     if track_strip:
         top.axhline(pixels.CART_ROW, color="tab:blue", lw=1)
-        title += "; blue: the row that the bottom rows of each frame show of the whole track"
+        title += ";\nblue: the row of the whole track that each frame's bottom two rows show"
     top.set_title(title, fontsize=9)
     top.axis("off")
     for i, frame in enumerate(s):
-        ax = fig.add_subplot(2, len(s), len(s) + i + 1)
+        ax = fig.add_subplot(grid[1, i])
         ax.imshow(frame, cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"frame t-{2 * (len(s) - 1 - i)}" if i < len(s) - 1 else "frame t (newest)", fontsize=8)
         ax.axis("off")
