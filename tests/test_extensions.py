@@ -305,7 +305,7 @@ def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
     run_dir = tmp_path / "runs" / "ext"
     checkpoint = torch.load(run_dir / "model.pt", weights_only=True)
     assert checkpoint["meta"]["extensions"] == dict(
-        n_step=3, dueling=True, prioritized=True, per_alpha=0.6, per_beta=0.4, replay_ratio=1
+        n_step=3, dueling=True, prioritized=True, per_alpha=0.6, per_beta=0.4, replay_ratio=1, track_strip=False
     )
     played = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", run_dir / "played.gif")
     assert played.returncode == 0, played.stderr[-2000:]

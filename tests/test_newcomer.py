@@ -90,7 +90,8 @@ def test_every_figure_and_local_link_in_the_docs_exists_and_the_numbers_name_the
         for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
             if not target.startswith("http"):
                 assert (page.parent / target).exists(), f"{page.name}: {target}"
-    for command in ["bench/figures.py", "bench/speed.py", "bench/seeds.py", "bench/ablation.py"]:
+    benches = ["figures", "speed", "seeds", "ablation", "pixel_protocol", "pixel_speed"]
+    for command in [f"bench/{name}.py" for name in benches]:
         assert command in everything
 
 
