@@ -163,6 +163,16 @@ def success_interval(successes, n):
     return interval.low, interval.high
 
 
+def groups(out, seed_sets):
+    """(variant, seed set's label, its finished results) for each pair that has any."""
+    for variant in VARIANTS:
+        results = load(out, variant)
+        for label, seeds in seed_sets.items():
+            rows = [results[s] for s in seeds if s in results]
+            if rows:
+                yield variant, label, rows
+
+
 def table(out, seed_sets):
     """One markdown row per variant and seed set that has results."""
     lines = [
@@ -170,26 +180,22 @@ def table(out, seed_sets):
         "| per seed: test mean (env steps, wall s) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for variant in VARIANTS:
-        results = load(out, variant)
-        for label, seeds in seed_sets.items():
-            rows = [results[s] for s in seeds if s in results]
-            if not rows:
-                continue
-            k, n = sum(r["success"] for r in rows), len(rows)
-            low, high = success_interval(k, n)
-            median, iqm = fmt_summary(summarize([r["test_mean"] for r in rows]), digits=1)
-            per_seed = ", ".join(
-                f"{r['seed']}: {r['test_mean']:.1f} ({r['env_steps']:,}, {r['run_wall_s'] + r['test_wall_s']:.0f})"
-                for r in rows
-            )
-            budgets = sorted({f"{r['budget']:,}" for r in rows})
-            lines.append(
-                f"| {variant} | {label} | {'/'.join(budgets)} | {k}/{n} ({low:.2f}, {high:.2f}) | {median} | {iqm} "
-                f"| {per_seed} |"
-            )
-    processors = sorted({r["processor"] for v in VARIANTS for r in load(out, v).values()})
-    return "\n".join(lines) + f"\n\nProcessor: {', '.join(processors)}; one seed per core.\n"
+    processors = set()
+    for variant, label, rows in groups(out, seed_sets):
+        processors |= {r["processor"] for r in rows}
+        k, n = sum(r["success"] for r in rows), len(rows)
+        low, high = success_interval(k, n)
+        median, iqm = fmt_summary(summarize([r["test_mean"] for r in rows]), digits=1)
+        per_seed = ", ".join(
+            f"{r['seed']}: {r['test_mean']:.1f} ({r['env_steps']:,}, {r['run_wall_s'] + r['test_wall_s']:.0f})"
+            for r in rows
+        )
+        budgets = sorted({f"{r['budget']:,}" for r in rows})
+        lines.append(
+            f"| {variant} | {label} | {'/'.join(budgets)} | {k}/{n} ({low:.2f}, {high:.2f}) | {median} | {iqm} "
+            f"| {per_seed} |"
+        )
+    return "\n".join(lines) + f"\n\nProcessor: {', '.join(sorted(processors))}; one seed per core.\n"
 
 
 def figure(out, seed_sets, path):
@@ -205,17 +211,12 @@ def figure(out, seed_sets, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     rng = np.random.default_rng(0)
-    for variant in VARIANTS:
-        results = load(out, variant)
-        for label, seeds in seed_sets.items():
-            runs = [results[s] for s in seeds if s in results]
-            if not runs:
-                continue
-            grid = np.arange(20_000, max(r["env_steps"] for r in runs) + 1, 20_000)
-            bands = np.array([bootstrap_ci(column, rng) for column in curve(runs, grid).T])
-            ax = axes[0] if label == "screen" else axes[1]
-            ax.plot(grid, bands[:, 0], label=f"{variant}, {label} ({len(runs)} seeds)")
-            ax.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.2)
+    for variant, label, runs in groups(out, seed_sets):
+        grid = np.arange(20_000, max(r["env_steps"] for r in runs) + 1, 20_000)
+        bands = np.array([bootstrap_ci(column, rng) for column in curve(runs, grid).T])
+        ax = axes[0] if label == "screen" else axes[1]
+        ax.plot(grid, bands[:, 0], label=f"{variant}, {label} ({len(runs)} seeds)")
+        ax.fill_between(grid, bands[:, 1], bands[:, 2], alpha=0.2)
     axes[0].set_title("screens: seeds 100-101, 250,000 env steps", fontsize=10)
     axes[1].set_title("the protocol: fresh seeds", fontsize=10)
     axes[0].set_ylabel("greedy eval, 20 episodes (mean over seeds)")

@@ -65,16 +65,29 @@ def cartpole(size):
     return env, step
 
 
+PHYSICS, PREPROCESS, ACT = "physics step", "preprocess (300x200 -> 21x41)", "CNN forward to act"
+
+
+def drawing(size):
+    """The parts table's label for drawing the screen at size (width, height)."""
+    return f"draw the screen at {size[0]}x{size[1]}"
+
+
+def learning(batch_size):
+    """The parts table's label for one learn step."""
+    return f"learn step (batch {batch_size})"
+
+
 def parts(repeats=500):
     """Milliseconds per call of each part of a pixel step."""
     torch.set_num_threads(1)
     times = {}
     for size in [(600, 400), pixels.SCREEN_SIZE]:
         env, step = cartpole(size)
-        times["physics step"] = per_call_ms(step, repeats)
-        times[f"draw the screen at {size[0]}x{size[1]}"] = per_call_ms(env.render, repeats)
+        times[drawing(size)] = per_call_ms(env.render, repeats)
+    times[PHYSICS] = per_call_ms(step, repeats)
     frame = env.render()
-    times["preprocess (300x200 -> 21x41)"] = per_call_ms(lambda: pixels.preprocess(frame), repeats)
+    times[PREPROCESS] = per_call_ms(lambda: pixels.preprocess(frame), repeats)
     preset = PRESETS["pixels"]
     shape = (pixels.FRAME_STACK, *pixels.preprocess(frame).shape)
     agent = pixels.PixelDQN(
@@ -83,21 +96,20 @@ def parts(repeats=500):
     s = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     for _ in range(agent.memory_capacity):
         agent.store_transition(s, 0, 1.0, s)
-    times["CNN forward to act"] = per_call_ms(lambda: agent.greedy_action(s), repeats)
-    times[f"learn step (batch {agent.batch_size})"] = per_call_ms(agent.learn, repeats // 5)
+    times[ACT] = per_call_ms(lambda: agent.greedy_action(s), repeats)
+    times[learning(agent.batch_size)] = per_call_ms(agent.learn, repeats // 5)
     return times
 
 
 def per_action(times):
     """Each part's milliseconds per action at --preset pixels: frame skip, one drawing, a learn step per train_every."""
     preset = PRESETS["pixels"]
-    size = f"{pixels.SCREEN_SIZE[0]}x{pixels.SCREEN_SIZE[1]}"
     return {
-        "env (physics, drawing, preprocess)": pixels.FRAME_SKIP * times["physics step"]
-        + times[f"draw the screen at {size}"]
-        + times["preprocess (300x200 -> 21x41)"],
-        "acting": times["CNN forward to act"],
-        "learning": times[f"learn step (batch {preset['batch_size']})"] / preset["train_every"],
+        "env (physics, drawing, preprocess)": pixels.FRAME_SKIP * times[PHYSICS]
+        + times[drawing(pixels.SCREEN_SIZE)]
+        + times[PREPROCESS],
+        "acting": times[ACT],
+        "learning": times[learning(preset["batch_size"])] / preset["train_every"],
     }
 
 
