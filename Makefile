@@ -1,7 +1,7 @@
 # Every figure and number in the READMEs and docs/ comes from one of these targets.
 PY ?= python
 
-.PHONY: test lint notebooks figures speed ablation why resume-cost tune extension-cost pixels links bench all
+.PHONY: test lint notebooks figures speed notebook-speed ablation why resume-cost tune extension-cost pixels links bench all
 test:
 	$(PY) -m pytest
 
@@ -18,6 +18,9 @@ figures:            ## docs/rewards.png, docs/agent.gif, docs/learning.gif, benc
 
 speed:              ## bench/results/speed.md: dqn.py vs the blog's literal code (and SB3 if installed)
 	$(PY) bench/speed.py
+
+notebook-speed:     ## bench/results/notebook_speed.md: dqn.ipynb's training cell vs python dqn.py
+	$(PY) bench/notebook_speed.py
 
 ablation:           ## bench/results/ablation.md and ablation.png: every row judged on seeds 0-9 (resumes)
 	$(PY) bench/ablation.py
@@ -45,6 +48,6 @@ pixels:             ## bench/results/pixel_protocol*: the screens and the protoc
 links:              ## point the dqn.py#L and beyond/*.py#L links of the READMEs and docs/ at the right lines
 	$(PY) bench/readme_links.py
 
-bench: figures speed extension-cost tune ablation why pixels
+bench: figures speed notebook-speed extension-cost tune ablation why pixels
 
 all: bench links lint test

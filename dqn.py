@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+torch.set_num_threads(1)  # tensors this small gain nothing from threads, only hand-off cost (docs/performance.md)
+
 # %% Hyperparameters --------------------------------------------------------------------
 # The blog's values. DQN(**overrides) and the CLI flags change them.
 hyperparameters = dict(

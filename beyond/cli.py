@@ -74,7 +74,6 @@ def main(argv=None):
 
 def build(args):
     """The training env and a fresh agent for it: the blog's DQN, or PixelDQN with --pixels, and extensions."""
-    torch.set_num_threads(1)  # tensors this small gain nothing from threads, only hand-off cost
     render = args.render and can_render(args.env, log_for(args))
     make_env = functools.partial(pixels.make_env, track_strip=args.track_strip) if args.pixels else dqn.make_env
     env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
@@ -120,7 +119,7 @@ def save(run_dir, args, agent, records, evals, moments):
     ]
     figure = add_value_panel(labelled_for(dqn.plot(records, evals), args.env), evals) if records else None
     if figure and moments:
-        mark_snapshots(figure, moments)
+        mark_snapshots(figure, moments, records)
     if figure:
         paths.append(save_figure(figure, args.plot or run_dir / "rewards.png"))
     for path in paths:

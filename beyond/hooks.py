@@ -1,8 +1,8 @@
 """Training hooks: what train() needs beyond the blog, plugged in through dqn.Hooks.
 
-A progress bar while the memory fills, Ctrl-C, a divergence guard, an epsilon schedule,
-periodic greedy evaluation with early stop and keep-best, rendering while training, and
-the copies of eval_net that the learning video plays.
+A progress bar while the memory fills (and the notebook's, over env steps), Ctrl-C, a
+divergence guard, an epsilon schedule, periodic greedy evaluation with early stop and
+keep-best, rendering while training, and the copies of eval_net that the learning video plays.
 """
 
 import contextlib
@@ -11,6 +11,7 @@ import signal
 import sys
 
 import numpy as np
+import torch
 
 import dqn
 from beyond.evaluation import confirm_seed, eval_seed, evaluate
@@ -62,6 +63,70 @@ class Snapshots(dqn.Hooks):
         if not self.snapshots or not n:
             return []
         return [self.snapshots[i] for i in np.unique(np.linspace(0, len(self.snapshots) - 1, n).round().astype(int))]
+
+
+class NotebookProgress(Snapshots):
+    """Snapshots, and a notebook progress bar that counts env steps, what a run spends its time on.
+
+    How many env steps 300 episodes take is not known in advance (an episode lasts until the
+    pole falls), so the bar has no total: it shows the count, the rate and the episode, not
+    a percentage that would race through the short early episodes and then stall. finish()
+    replaces the widget with a line of text, which is what a saved notebook keeps.
+    """
+
+    UPDATE_EVERY = 500  # env steps between redraws: often enough to look live, rarely enough to cost nothing
+
+    def __init__(self, agent, episodes, labels=None):
+        """labels: the bar's words, {"unit", "episode", "finished"}, for a notebook in another language."""
+        from IPython.display import display
+        from tqdm.notebook import tqdm
+
+        super().__init__(agent)
+        self.episodes, self.labels = episodes, {**PROGRESS_LABELS, **(labels or {})}
+        self.bar = tqdm(unit=self.labels["unit"], unit_scale=False, display=False)
+        self.shown = display(self.bar.container, display_id=True)
+        self.next_update = self.UPDATE_EVERY
+
+    def before_step(self, env_steps):
+        super().before_step(env_steps)
+        if env_steps >= self.next_update:
+            self.next_update += self.UPDATE_EVERY
+            self.bar.update(env_steps - self.bar.n)
+
+    def after_episode(self, record):
+        super().after_episode(record)
+        self.bar.set_postfix_str(self.labels["episode"].format(done=record["episode"] + 1, of=self.episodes), False)
+        self.bar.update(record["env_steps"] - self.bar.n)
+
+    def finish(self, records):
+        """Close the bar and leave, in its place, what ran: episodes, env steps, learn steps, time, rate."""
+        from IPython.display import Pretty
+
+        self.bar.close()
+        wall_s = records[-1]["wall_s"] if records else 0.0
+        env_steps = records[-1]["env_steps"] if records else 0
+        text = self.labels["finished"].format(
+            episodes=len(records),
+            env_steps=env_steps,
+            learn_steps=self.agent.learn_step_counter,
+            wall_s=wall_s,
+            rate=env_steps / max(wall_s, 1e-9),
+            threads=torch.get_num_threads(),
+        )
+        if self.shown is None:  # outside a notebook kernel display() printed the bar and gave no handle
+            print(text)
+        else:
+            self.shown.update(Pretty(text))
+
+
+PROGRESS_LABELS = dict(
+    unit=" env steps",
+    episode="episode {done} of {of}",
+    finished=(
+        "trained {episodes} episodes: {env_steps:,} env steps, {learn_steps:,} learn steps "
+        "in {wall_s:.1f} s ({rate:,.0f} env steps/s; torch threads: {threads})"
+    ),
+)
 
 
 class TrainingHooks(Snapshots):

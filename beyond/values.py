@@ -116,3 +116,31 @@ def add_value_panel(figure, evals):
     ax.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
+
+
+VALUE_LABELS = dict(
+    believes="what the net believes",
+    gets="what it gets",
+    x="env steps",
+    y="discounted shaped return",
+)
+
+
+def value_figure(values, labels=None):
+    """The net's value estimate against the true return, one point per copy of eval_net.
+
+    values: dicts with env_steps, q_estimate and true_return. labels: VALUE_LABELS's words,
+    for a notebook in another language.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = {**VALUE_LABELS, **(labels or {})}
+    figure, ax = plt.subplots(figsize=(8, 3))
+    steps = [v["env_steps"] for v in values]
+    ax.plot(steps, [v["q_estimate"] for v in values], "o-", color="tab:red", label=labels["believes"])
+    ax.plot(steps, [v["true_return"] for v in values], "o-", color="tab:blue", label=labels["gets"])
+    ax.set_xlabel(labels["x"])
+    ax.set_ylabel(labels["y"])
+    ax.legend()
+    figure.tight_layout()  # without it the x label falls below a figure this short
+    return figure

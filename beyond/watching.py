@@ -5,6 +5,7 @@ learning video plays the weights saved along the way. Also --render's window che
 """
 
 import contextlib
+import functools
 import io
 import os
 from pathlib import Path
@@ -125,12 +126,50 @@ def draw_status(draw, font, values, x, y, width):
         draw.ellipse([at - 5, mid - 5, at + 5, mid + 5], fill=ORANGE)
 
 
-def font_of(size):
-    """Pillow's own font at size (a small bitmap font on Pillow builds without FreeType)."""
+def font_of(size, text=""):
+    """Pillow's own font at size (a small bitmap font on Pillow builds without FreeType).
+
+    For text with Chinese characters, which Pillow's font lacks, an installed CJK font where there is one.
+    """
+    if not text.isascii() and cjk_font():
+        return cjk_pillow_font(size)
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
         return ImageFont.load_default()
+
+
+# Fonts with Chinese characters, most common first: Debian's fonts-noto-cjk, fonts-wqy-zenhei, then Windows and macOS.
+CJK_FAMILIES = (
+    *("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei"),
+    *("Microsoft YaHei", "SimHei", "PingFang SC"),
+)
+
+
+@functools.cache
+def cjk_font():
+    """(family, file) of the first installed font of CJK_FAMILIES, as matplotlib finds it, or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for family in CJK_FAMILIES:
+        if family in installed:
+            return family, font_manager.findfont(font_manager.FontProperties(family=family))
+    return None
+
+
+@functools.cache
+def cjk_pillow_font(size):
+    """cjk_font() for Pillow; in a font collection (.ttc), the face of that family."""
+    family, path = cjk_font()
+    for index in range(16):
+        try:
+            font = ImageFont.truetype(path, size, index=index)
+        except OSError:  # past the collection's last face
+            break
+        if font.getname()[0] == family:
+            return font
+    return ImageFont.truetype(path, size)
 
 
 class QValueOverlay(gym.Wrapper):
@@ -161,7 +200,7 @@ def captioned(frame, text):
     """frame with a strip of text above it."""
     image = Image.new("RGB", (frame.shape[1], frame.shape[0] + CAPTION_HEIGHT), (30, 30, 30))
     image.paste(Image.fromarray(frame), (0, CAPTION_HEIGHT))
-    ImageDraw.Draw(image).text((10, 7), text, fill="white", font=font_of(16))
+    ImageDraw.Draw(image).text((10, 7), text, fill="white", font=font_of(16, text))
     return np.asarray(image)
 
 
@@ -227,8 +266,14 @@ def record_video(env, policy, episodes, seed, path, log=print):
     return video.path
 
 
-def record_learning_video(agent, moments, env_id, seed, path, log=print):
-    """One greedy episode of each snapshot in moments, captioned and overlaid, in one video. Returns its path."""
+CAPTION = "after {env_steps:,} env steps (episode {episode}): greedy return {total:.0f}"
+
+
+def record_learning_video(agent, moments, env_id, seed, path, log=print, caption=CAPTION):
+    """One greedy episode of each snapshot in moments, captioned and overlaid, in one video. Returns its path.
+
+    caption: each part's caption, a format of env_steps, episode and total (the part's return).
+    """
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     final = {k: v.clone() for k, v in agent.eval_net.state_dict().items()}
     env = QValueOverlay(env_maker(agent)(env_id, unwrapped=False, render_mode="rgb_array"), agent)
@@ -236,18 +281,18 @@ def record_learning_video(agent, moments, env_id, seed, path, log=print):
         with VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
             for moment in moments:
                 agent.eval_net.load_state_dict(moment["weights"])
-                log(f"learning video: {record_part(video, env, agent, moment, seed)}")
+                log(f"learning video: {record_part(video, env, agent, moment, seed, caption)}")
     finally:
         agent.eval_net.load_state_dict(final)
         env.close()
     return video.path
 
 
-def record_part(video, env, agent, moment, seed):
+def record_part(video, env, agent, moment, seed, caption=CAPTION):
     """One greedy episode of the agent as it is, captioned with moment; returns the caption."""
     # Played twice: unseen, for the return that the caption shows, then on camera.
     ((_, total),) = play_episodes(env, agent.greedy_action, 1, seed, log=None)
-    text = f"after {moment['env_steps']:,} env steps (episode {moment['episode']}): greedy return {total:.0f}"
+    text = caption.format(env_steps=moment["env_steps"], episode=moment["episode"], total=total)
     shown = 2 * GIF_PART_FRAMES if video.gif else WATCH_MAX_STEPS
     play_episodes(env, agent.greedy_action, 1, seed, shown, None, lambda frame: video.add(captioned(frame, text)))
     return text
@@ -333,12 +378,16 @@ def shown(figure):
     return display.Image(data=buffer.getvalue(), format="png")
 
 
-def mark_snapshots(figure, moments):
-    """Vertical lines on the reward plot at the moments the learning video shows."""
+def mark_snapshots(figure, moments, records):
+    """Vertical lines on the reward plot at the moments the learning video shows.
+
+    records (train()'s) place a moment inside its episode: two copies taken during one long
+    episode get two lines, not one on top of the other.
+    """
     if not moments:
         return figure
     axes = figure.axes
-    episodes = [m["episode"] for m in moments]
+    episodes = [episode_position(m, records) for m in moments]
     for ax in axes[:2]:
         for episode in episodes:
             ax.axvline(episode, color="grey", lw=0.8, ls="--")
@@ -347,6 +396,16 @@ def mark_snapshots(figure, moments):
             axes[2].axvline(m["env_steps"], color="grey", lw=0.8, ls="--")
     axes[0].set_title(axes[0].get_title() + "\n(dashed lines: the moments the learning video shows)", fontsize=9)
     return figure
+
+
+def episode_position(moment, records):
+    """Where on the episode axis moment's copy was taken: its episode plus the share of that episode played."""
+    episode = moment["episode"]
+    if episode >= len(records):
+        return episode
+    start = records[episode - 1]["env_steps"] if episode else 0
+    length = records[episode]["env_steps"] - start
+    return episode + (moment["env_steps"] - start) / length if length else episode
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -221,6 +222,18 @@ def test_import_has_no_side_effects():
         timeout=60,
     )
     assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+
+
+def test_importing_dqn_runs_torch_on_one_thread():
+    """A learner's own script, a notebook or a bench that imports dqn gets the CLI's speed (docs/performance.md)."""
+    import subprocess
+    import sys
+
+    code = "import torch; before = torch.get_num_threads(); import dqn; print(before, torch.get_num_threads())"
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}  # what torch takes by itself on a 2-core machine
+    root = dqn.__file__.rsplit("/", 1)[0]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, timeout=60)
+    assert out.stdout.split() == ["2", "1"], out.stderr
 
 
 def test_greedy_action_follows_eval_net_as_it_learns_and_is_reloaded():
