@@ -274,7 +274,7 @@ def train(
     hooks = hooks or Hooks()
     env.action_space.seed(seed)
     records, env_steps, unfinished = resume or ([], 0, None)
-    start = time.perf_counter()
+    start = time.perf_counter() - (records[-1]["wall_s"] if records else 0.0)  # a resumed run's clock carries on
     for i_episode in range(len(records), episodes):
         if unfinished:  # the episode a stopped run was in the middle of: no reset
             s, reward, loss_sum, learn_steps, first_step = unfinished

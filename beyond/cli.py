@@ -44,8 +44,10 @@ def main(argv=None):
         run_dir = make_run_dir(args)
         env, agent = build(args)
         scalars = ScalarLog(run_dir, args) if args.tensorboard else None
-        hooks, records = train_with_hooks(agent, env, args, scalars)
-        with ignore_ctrl_c():  # training is over: what it made gets saved, Ctrl-C or not
+        # During training Ctrl-C stops it (the hooks' own handler); from there until all is
+        # saved it is ignored, with no moment between the two where it could lose the run.
+        with ignore_ctrl_c():
+            hooks, records = train_with_hooks(agent, env, args, scalars)
             resume_file = save_resume_state(run_dir / RESUME_FILE, args, agent, env, hooks, records)
             hooks.choose_weights_and_evaluate(records)
             if scalars:

@@ -57,6 +57,8 @@ def test_a_run_stopped_by_its_budget_and_resumed_is_the_run_that_never_stopped(o
     assert "saved" in result.stdout
     rows = assert_same_run(one_go, "split", "one-go")
     assert int(rows[-1]["env_steps"]) == 12000 and len(rows) > len(finished) + 1
+    wall_s = [float(row["wall_s"]) for row in rows]
+    assert wall_s == sorted(wall_s) and wall_s[len(finished)] >= wall_s[len(finished) - 1] > 0  # the clock carries on
 
 
 def test_a_run_stopped_by_ctrl_c_and_resumed_is_the_run_that_never_stopped(one_go):
@@ -125,13 +127,15 @@ def test_a_solved_run_has_nothing_to_resume(tmp_path):
 
 def test_resume_state_is_written_whole_even_with_a_second_ctrl_c(tmp_path):
     """The resume file is written inside the same Ctrl-C shield as the rest; one written by a kill is never half."""
+    loud = [flag for flag in QUIET if flag != "--quiet"]  # its "Ep:" lines say that training is under way
     proc = start_dqn(
-        "--episodes", "100000", "--memory-capacity", "200", "--seed", "0", *QUIET, "--run-name", "twice", cwd=tmp_path
+        "--episodes", "100000", "--memory-capacity", "200", "--seed", "0", *loud, "--run-name", "twice", cwd=tmp_path
     )  # fmt: skip
-    time.sleep(4)
+    while not proc.stdout.readline().startswith("Ep:"):  # a fixed wait can end before training starts, under load
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # while it saves
+    proc.send_signal(signal.SIGINT)  # while it saves, or as training ends: ignored either way
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     state = saved_state(tmp_path, "twice")
