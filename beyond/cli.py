@@ -96,8 +96,7 @@ def train_with_hooks(agent, env, args, scalars=None):
     hooks = TrainingHooks(agent, env, args, log, reward_fn, scalars)
     resume = None
     if args.resume:  # carry on from where the stopped run was
-        restore(args.resume_state, agent, env)
-        hooks.load_resume_state(args.resume_state["hooks"])
+        restore(args.resume_state, agent, env, hooks)
         resume = args.resume_state["train"]
     start = time.perf_counter()
     with hooks.ctrl_c_stops_training():

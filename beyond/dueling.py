@@ -55,6 +55,8 @@ class dueling_q_net(dqn.q_net):
 class Dueling:
     """Mixin for dqn.DQN: a dueling_q_net for eval_net and target_net."""
 
+    RESUME_STATE = ()  # nothing beyond the base agent's: the nets are the base agent's state
+
     def make_net(self):
         """A fresh dueling_q_net of the agent's size."""
         return dueling_q_net(self.n_states, self.n_actions, self.hidden)
@@ -67,6 +69,8 @@ class Dueling:
 
 class DuelingPixels:
     """Mixin for PixelDQN: conv_q_net's last Linear becomes a DuelingHead; autograd does the rest."""
+
+    RESUME_STATE = ()  # nothing beyond PixelDQN's
 
     def make_net(self):
         """PixelDQN's net with a DuelingHead of the same size in place of its last layer."""

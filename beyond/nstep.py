@@ -21,6 +21,8 @@ import torch
 class NStepReturns:
     """Mixin for dqn.DQN or PixelDQN: rows hold n-step returns, each with its own discount gamma^k."""
 
+    RESUME_STATE = ("memory_discount", "open_rows")  # what --resume saves beyond the base agent's
+
     def __init__(self, *args, n_step=3, **overrides):
         self.n_step = n_step
         super().__init__(*args, **overrides)

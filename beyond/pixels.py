@@ -95,6 +95,8 @@ class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     says how many frames an action lasted, so train() counts real env steps.
     """
 
+    RESUME_STATE = ("frames",)  # the stack of the episode under way; the rest are settings
+
     def __init__(self, env, frame_stack=FRAME_STACK, frame_skip=FRAME_SKIP, track_strip=False):
         # recorded so that env.spec can make this env again, as gymnasium's own wrappers can
         gym.utils.RecordConstructorArgs.__init__(
@@ -183,6 +185,8 @@ class FrameMemory:
     more than s. An n-step transition's s_ lies further on: new_frames=frames keeps all of it.
     """
 
+    RESUME_STATE = ("frames",)
+
     def __init__(self, capacity, shape, new_frames=1):
         frames, height, width = shape
         self.n_frames, self.new_frames = frames, new_frames
@@ -203,6 +207,7 @@ class PixelDQN(dqn.DQN):
     """The blog's DQN on a stack of screens: conv_q_net, a FrameMemory, and autograd."""
 
     n_step = 1  # beyond/nstep.py sets more: then a row's s_ is not s shifted by one frame
+    RESUME_STATE = ("memory_frames",)  # what --resume saves beyond the blog's DQN
 
     def __init__(self, shape, n_actions, seed=None, device="cpu", track_strip=False, **overrides):
         self.device = torch.device(device)  # where the CNN runs; the memory stays in host RAM

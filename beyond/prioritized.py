@@ -23,6 +23,9 @@ PRIORITY_EPSILON = 1e-6  # keeps a row whose TD error is 0 drawable
 class PrioritizedReplay:
     """Mixin for dqn.DQN or PixelDQN: rows drawn by priority, each sample's loss weighted."""
 
+    RESUME_STATE = ("priorities", "max_priority", "beta")  # what --resume saves beyond the base agent's
+    NOT_RESUME_STATE = ("sampled_rows", "sampled_weights")  # set by sample_batch for the same learn step's update
+
     def __init__(self, *args, per_alpha=0.6, per_beta=0.4, **overrides):
         self.per_alpha, self.per_beta = per_alpha, per_beta
         self.beta = per_beta  # now; TrainingHooks raises it towards 1

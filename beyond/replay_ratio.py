@@ -11,6 +11,8 @@ per env step.
 class ReplayRatio:
     """Mixin for dqn.DQN or PixelDQN: each learn() makes replay_ratio learn steps and returns their mean loss."""
 
+    RESUME_STATE = ()  # nothing beyond the base agent's: replay_ratio is a setting
+
     def __init__(self, *args, replay_ratio=2, **overrides):
         self.replay_ratio = replay_ratio
         super().__init__(*args, **overrides)

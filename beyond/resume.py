@@ -10,11 +10,11 @@ the last good weights, the learning video's copies) and train()'s place: its fin
 episodes and the one it was in the middle of. A resumed run then writes the same
 metrics.csv and evals.csv as a run that never stopped, wall times aside.
 
-resume.pt is a pickle, since it holds whole Python objects: resume only runs you made.
+resume.pt holds data only (beyond/statefile.py): reading one cannot run code, whoever made
+it, and every field is checked against a freshly built run before training carries on.
 """
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -22,20 +22,34 @@ import torch
 
 from beyond import UsageError
 from beyond.files import atomic_path
-from beyond.flags import build_parser, validate_args
+from beyond.flags import build_parser, parse_args, validate_args
 from beyond.pixels import PREPROCESSING_VERSION
+from beyond.statefile import StateError, from_data, parts_from_data, parts_to_data, read_state, state_names, write_state
 
-RESUME_FORMAT = "dqn-cartpole-resume/1"
+RESUME_FORMAT = "dqn-cartpole-resume/2"
 RESUME_FILE = "resume.pt"
 # Flags that a resume may set: the budget and how the results are shown. Any other would
 # change the algorithm halfway, and the run would no longer be the one it continues.
 RESUME_FLAGS = {"resume", "max_env_steps", "episodes"}
 RESUME_FLAGS |= {"quiet", "no_show", "watch", "snapshots", "video", "no_overlay", "tensorboard"}
-# The env's own state is every attribute of it and of each wrapper around it (the cart and
-# pole, the random generator, the time limit's count, the checkers' flags, a pixel run's
-# frame stack) but these: the wrapped env, spaces and spec, and what draws on a screen.
-ENV_NOT_STATE = {"env", "_saved_kwargs", "spec", "action_space", "observation_space", "render_mode", "screen", "clock"}
-ENV_NOT_STATE |= {"surf", "isopen", "close_called", "_action_space", "_observation_space", "_metadata", "_cached_spec"}
+# dqn.py stays the blog, so the blog's DQN declares its state here; each extension and
+# PixelDQN adds its own RESUME_STATE. Everything else an agent holds is rebuilt from the
+# run's settings (tests/test_resume.py checks that nothing else changes as it trains).
+DQN_STATE = ("eval_net", "target_net", "optimizer", "memory", "memory_terminated", "memory_counter")
+DQN_STATE += ("learn_step_counter", "rng", "epsilon")
+# The env's layers, by class, for gymnasium's classes (beyond/pixels.py's wrapper declares its own):
+# the physics' state and random generator, the time limit's count, the checkers' flags.
+ENV_STATE = {
+    "CartPoleEnv": ("state", "steps_beyond_terminated", "_np_random", "_np_random_seed"),
+    "AcrobotEnv": ("state", "_np_random", "_np_random_seed"),
+    "MountainCarEnv": ("state", "_np_random", "_np_random_seed"),
+    "TimeLimit": ("_elapsed_steps",),
+    "OrderEnforcing": ("_has_reset",),
+    # _previous_data is left out: the checker keeps it for one step, only to warn of an env
+    # that hands back the same array twice, which these envs never do.
+    "PassiveEnvChecker": ("checked_reset", "checked_step", "checked_render", "checked_data_reuse"),
+}
+PARTS = {"preprocessing", "args", "agent", "env", "hooks", "train", "torch_rng"}
 
 
 def layers(env):
@@ -46,49 +60,91 @@ def layers(env):
     return found
 
 
+def agent_state_names(agent):
+    """The blog's DQN_STATE and the RESUME_STATE of every class the agent is made of."""
+    extra = [name for cls in type(agent).__mro__ for name in cls.__dict__.get("RESUME_STATE", ())]
+    return list(dict.fromkeys([*DQN_STATE, *extra]))
+
+
 def save_resume_state(path, args, agent, env, hooks, records):
     """Write resume.pt for a run that has just stopped training, atomically; its path, or None if it cannot be."""
     unfinished = records[-1].get("unfinished") if records else None
     finished = records[:-1] if unfinished else records
-    state = dict(
-        format=RESUME_FORMAT,
-        preprocessing=PREPROCESSING_VERSION,
-        args={k: v for k, v in vars(args).items() if k != "resume_state"},
-        agent={k: v for k, v in vars(agent).items() if k != "eval_weights"},  # numpy views: remade on first use
-        env=[{k: v for k, v in vars(layer).items() if k not in ENV_NOT_STATE} for layer in layers(env)],
-        hooks=hooks.resume_state(),
-        train=(finished, records[-1]["env_steps"] if records else 0, unfinished),
-        torch_rng=torch.get_rng_state(),
-    )
     try:
+        state = dict(
+            preprocessing=PREPROCESSING_VERSION,
+            args=parts_to_data(args, [k for k in vars(args) if k != "resume_state"], "args"),
+            agent=parts_to_data(agent, agent_state_names(agent), "agent"),
+            env=[
+                parts_to_data(layer, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
+                for layer in layers(env)
+            ],
+            hooks=parts_to_data(hooks, hooks.RESUMABLE, "hooks"),
+            train=parts_to_data(
+                argparse.Namespace(train=(finished, records[-1]["env_steps"] if records else 0, unfinished)),
+                ["train"],
+                "",
+            )["train"],
+            torch_rng=torch.get_rng_state(),
+        )
         with atomic_path(path) as tmp:
-            torch.save(state, tmp, pickle_protocol=4)
-    except (TypeError, AttributeError, pickle.PicklingError) as e:  # an env with state that cannot be saved
+            write_state(tmp, RESUME_FORMAT, state)
+    except TypeError as e:  # an env or extension whose state has no data form
         print(f"warning: this run cannot be resumed: its state could not be saved ({e})", file=sys.stderr)
         return None
     return path
 
 
 def load_resume_state(run_dir):
-    """resume.pt of run_dir; a missing, damaged or foreign one is one UsageError line."""
+    """resume.pt of run_dir, checked whole; a missing, damaged, foreign or hostile one is one UsageError line."""
     path = Path(run_dir) / RESUME_FILE
     if not Path(run_dir).is_dir():
         raise UsageError(f"--resume: no such run folder: {run_dir}")
     if not path.is_file():
         raise UsageError(f"--resume: {run_dir} has no {RESUME_FILE} (a run leaves one when it stops training)")
     try:
-        state = torch.load(path, weights_only=False)  # tensors back on the device they were saved from
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"--resume: {path} is damaged ({first[:120]})") from None
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else None
-        raise UsageError(
-            f"--resume: {path} is not a {RESUME_FORMAT} file (found {found!r}); this dqn.py cannot continue it"
-        )
+        state = read_state(path, RESUME_FORMAT)
+    except StateError as e:
+        raise UsageError(f"--resume: {path} {e}") from None
+    except OSError as e:
+        raise UsageError(f"--resume: {path} cannot be read ({e.strerror})") from None
+    try:
+        check_parts(state)
+    except StateError as e:
+        raise UsageError(f"--resume: {path} is damaged: {e}") from None
     if state["preprocessing"] != PREPROCESSING_VERSION and state["args"]["pixels"]:
         raise UsageError(f"--resume: {path} holds frames of pixel preprocessing version {state['preprocessing']}")
+    state["path"] = str(path)
     return state
+
+
+def check_parts(state):
+    """The parts resumed_args reads before an agent exists: their keys, types and ranges."""
+    if not isinstance(state, dict) or set(state) != PARTS:
+        found = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        raise StateError(f"not the parts of a run's state (found {found})")
+    if not isinstance(state["preprocessing"], int):
+        raise StateError("preprocessing: not a version number")
+    known = set(vars(parse_args([]))) - {"resume_state"}  # the flags, and what validation derives from them
+    args = state["args"]
+    if not isinstance(args, dict) or set(args) != known:
+        differ = sorted(set(args) ^ known) if isinstance(args, dict) else args
+        raise StateError(f"args: not the settings this program has (differing: {differ})")
+    for name, value in args.items():
+        if not (value is None or isinstance(value, (bool, int, float, str))):
+            raise StateError(f"args.{name}: not a flag's value")
+    if not isinstance(state["hooks"], dict):
+        raise StateError("hooks: not a set of fields")
+    state["train"] = from_data(state["train"], (), "train")
+    finished, env_steps, unfinished = state["train"] if len(state["train"]) == 3 else (None, None, None)
+    if not (isinstance(finished, list) and all(isinstance(r, dict) for r in finished)):
+        raise StateError("train: not (episodes, env steps, unfinished episode)")
+    if not (isinstance(env_steps, int) and env_steps >= 0):
+        raise StateError("train: env steps not a count")
+    if unfinished is not None and not (isinstance(unfinished, tuple) and len(unfinished) == 5):
+        raise StateError("train: the unfinished episode is not (state, reward, loss sum, learn steps, step)")
+    if not (isinstance(state["torch_rng"], torch.Tensor) and state["torch_rng"].shape == torch.get_rng_state().shape):
+        raise StateError("torch_rng: not torch's random state")
 
 
 def given_flags(argv):
@@ -112,8 +168,8 @@ def resumed_args(run_dir, argv):
         )
     state = load_resume_state(run_dir)
     hooks = state["hooks"]
-    if hooks["solved"] or hooks["diverged"]:
-        why = "solved the task (--early-stop)" if hooks["solved"] else "diverged"
+    if hooks.get("solved") or hooks.get("diverged"):
+        why = "solved the task (--early-stop)" if hooks.get("solved") else "diverged"
         raise UsageError(f"--resume: {run_dir} stopped because it {why}; there is nothing to continue")
     args = argparse.Namespace(**{**vars(build_parser().parse_args([])), **state["args"]})  # flags added since: defaults
     explicit = vars(build_parser().parse_args(argv))
@@ -126,13 +182,65 @@ def resumed_args(run_dir, argv):
         raise UsageError(f"--resume: {run_dir} has trained its {env_steps} env steps; give a larger --max-env-steps")
     if len(finished) >= args.episodes:
         raise UsageError(f"--resume: {run_dir} has trained its {len(finished)} episodes; give a larger --episodes")
-    return validate_args(args)
+    try:
+        return validate_args(args)
+    except UsageError as e:
+        raise UsageError(f"--resume: {state['path']}: its settings are not valid ({e})") from None
 
 
-def restore(state, agent, env):
-    """Put the saved agent, env and torch random state into a freshly built agent and env."""
-    vars(agent).update(state["agent"])
-    vars(agent).pop("eval_weights", None)
-    for layer, fields in zip(layers(env), state["env"], strict=True):
-        vars(layer).update(fields)
+def restore(state, agent, env, hooks):
+    """Put the saved agent, env, hooks and torch random state into a freshly built run, checking every field."""
+    try:
+        parts_from_data(agent, state["agent"], agent_state_names(agent), "agent")
+        vars(agent).pop("eval_weights", None)  # numpy views of the nets' old weights: remade on first use
+        check_counts(agent)
+        env.reset()  # so that each layer has values of the kinds the saved ones must match
+        saved_layers, env_layers = state["env"], layers(env)
+        if not isinstance(saved_layers, list) or len(saved_layers) != len(env_layers):
+            raise StateError("env: not the layers of this run's env")
+        for layer, fields in zip(env_layers, saved_layers, strict=True):
+            parts_from_data(layer, fields, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
+        saved_hooks = {}
+        for name in hooks.RESUMABLE:
+            if name not in state["hooks"]:
+                raise StateError(f"hooks: missing {name}")
+            saved_hooks[name] = from_data(state["hooks"][name], getattr(hooks, name), f"hooks.{name}")
+        if set(state["hooks"]) != set(hooks.RESUMABLE):
+            raise StateError(f"hooks: unknown {', '.join(sorted(set(state['hooks']) - set(hooks.RESUMABLE)))}")
+        check_hooks(saved_hooks, agent.eval_net.state_dict())
+    except StateError as e:
+        raise UsageError(f"--resume: {state['path']} is damaged: {e}") from None
+    hooks.load_resume_state(saved_hooks)
     torch.set_rng_state(state["torch_rng"])
+
+
+def check_hooks(saved, weights):
+    """The hooks' weights fit eval_net, and their records hold numbers where training reads them."""
+    if not all(isinstance(s, dict) for s in saved["snapshots"]):
+        raise StateError("hooks.snapshots: not copies of eval_net")
+    copies = [s.get("weights") for s in saved["snapshots"]]
+    copies += [pair[1] for pair in (saved["solved"], saved["best"]) if pair is not None]
+    copies += [saved["good_state"]] if saved["good_state"] is not None else []
+    for copy in copies:
+        fits = isinstance(copy, dict) and set(copy) == set(weights)
+        if not fits or any(
+            not isinstance(copy[k], torch.Tensor) or copy[k].shape != v.shape or copy[k].dtype != v.dtype
+            for k, v in weights.items()
+        ):
+            raise StateError("hooks: a copy of eval_net's weights that does not fit eval_net")
+    for name in ("evals", "unconfirmed"):
+        rows = [row.values() if isinstance(row, dict) else row for row in saved[name]]
+        if not all(isinstance(row, (dict, tuple)) for row in saved[name]) or not all(
+            value is None or isinstance(value, (int, float)) for row in rows for value in row
+        ):
+            raise StateError(f"hooks.{name}: not rows of numbers")
+
+
+def check_counts(agent):
+    """The counters that index the memory: whole and not negative."""
+    for name in ("memory_counter", "learn_step_counter"):
+        if getattr(agent, name) < 0:
+            raise StateError(f"agent.{name}: negative")
+    for row in getattr(agent, "open_rows", []):
+        if not (isinstance(row, list) and len(row) == 5 and 0 <= row[0] < agent.memory_capacity):
+            raise StateError("agent.open_rows: not rows of the memory")

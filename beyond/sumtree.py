@@ -14,6 +14,8 @@ import numpy as np
 class SumTree:
     """Priorities of capacity rows, all 0 at first."""
 
+    RESUME_STATE = ("nodes",)  # size follows from the capacity
+
     def __init__(self, capacity):
         self.size = 1 << max(capacity - 1, 1).bit_length()  # leaves: capacity rounded up to a power of two
         self.nodes = np.zeros(2 * self.size)

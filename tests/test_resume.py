@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from beyond.resume import RESUME_FILE
+from beyond.resume import RESUME_FILE, load_resume_state
 from conftest import assert_one_line_error, read_metrics, run_dqn, start_dqn
 
 TUNED = ["--preset", "tuned", "--seed", "5", "--no-early-stop", "--eval-every", "2000"]
@@ -38,7 +38,8 @@ def run_ok(*args, cwd):
 
 
 def saved_state(cwd, run):
-    return torch.load(cwd / "runs" / run / RESUME_FILE, weights_only=False)
+    """What a run left in resume.pt, as data (beyond/statefile.py), the way --resume reads it."""
+    return load_resume_state(cwd / "runs" / run)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_a_pixel_run_resumes_exactly(tmp_path):
     run_ok(*PIXELS, *QUIET, "--max-env-steps", "600", "--run-name", "one-go", cwd=tmp_path)
     run_ok(*PIXELS, *QUIET, "--max-env-steps", "301", "--run-name", "split", cwd=tmp_path)
     state = saved_state(tmp_path, "split")
-    assert state["train"][2] is not None and len(state["env"][0]["frames"]) == 4  # mid-episode, frame stack kept
+    assert state["train"][2] is not None and len(state["env"][0]["frames"]["items"]) == 4  # mid-episode, frames kept
     run_ok("--resume", tmp_path / "runs" / "split", "--max-env-steps", "600", *QUIET, cwd=tmp_path)
     assert_same_run(tmp_path, "split", "one-go")
 
@@ -115,7 +116,11 @@ def test_damaged_missing_and_foreign_resume_files_are_one_line(stopped, tmp_path
     foreign = tmp_path / "runs" / "foreign"
     foreign.mkdir()
     torch.save(dict(format="dqn-cartpole-resume/0"), foreign / RESUME_FILE)
-    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), "dqn-cartpole-resume/0", "cannot continue it")
+    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), "is not a dqn-cartpole-resume/2 file")
+    newer = tmp_path / "runs" / "newer"
+    newer.mkdir()
+    (newer / RESUME_FILE).write_bytes(b"dqn-cartpole-resume/3\n" + data.split(b"\n", 1)[1])
+    assert_one_line_error(run_dqn("--resume", newer, cwd=tmp_path), "of format 'dqn-cartpole-resume/3'", "reads")
 
 
 def test_a_solved_run_has_nothing_to_resume(tmp_path):
