@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from beyond import UsageError
@@ -241,6 +242,12 @@ def check_counts(agent):
     for name in ("memory_counter", "learn_step_counter"):
         if getattr(agent, name) < 0:
             raise StateError(f"agent.{name}: negative")
+    pixels = not isinstance(agent.n_states, int)
+    shape, dtype = (tuple(agent.n_states), np.uint8) if pixels else ((agent.n_states,), np.float32)
     for row in getattr(agent, "open_rows", []):
-        if not (isinstance(row, list) and len(row) == 5 and 0 <= row[0] < agent.memory_capacity):
+        fits = isinstance(row, list) and len(row) == 5
+        index, s, a, total, k = row if fits else (None,) * 5
+        fits = fits and type(index) is int and 0 <= index < agent.memory_capacity and type(a) is int
+        fits = fits and 0 <= a < agent.n_actions and type(total) is float and type(k) is int and 0 <= k < agent.n_step
+        if not (fits and isinstance(s, np.ndarray) and s.shape == shape and s.dtype == dtype):
             raise StateError("agent.open_rows: not rows of the memory")

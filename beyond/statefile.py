@@ -101,7 +101,7 @@ def from_data(data, fresh, where="state"):
     if isinstance(fresh, np.random.Generator) or kind == "generator":
         return generator_from_data(data, fresh, where)
     if fresh is not None and any("RESUME_STATE" in cls.__dict__ for cls in type(fresh).__mro__):
-        expect(kind == "parts", where, "a saved object's fields")
+        expect(kind == "parts" and set(data) == {KIND, "parts"}, where, "a saved object's fields")
         parts_from_data(fresh, data["parts"], state_names(fresh), where)
         return fresh
     value = plain_from_data(data, where)
@@ -143,10 +143,19 @@ def plain_from_data(data, where):
 
 def state_dict_from_data(data, fresh, where):
     """A net's or Adam's saved state dict loaded into fresh, whose own tensors fix every shape."""
-    expect(isinstance(data, dict) and data.get(KIND) == "state dict", where, "a state dict")
+    tagged = isinstance(data, dict) and set(data) == {KIND, "state"} and data[KIND] == "state dict"
+    expect(tagged, where, "a state dict")
     saved = plain_from_data(data["state"], where)
     if isinstance(fresh, torch.optim.Optimizer):
         check_adam_state(saved, fresh, where)
+    else:  # load_state_dict would quietly convert another dtype
+        expected = fresh.state_dict()
+        expect(isinstance(saved, dict) and set(saved) == set(expected), where, "this net's layers")
+        for name, tensor in expected.items():
+            same = isinstance(saved[name], torch.Tensor) and saved[name].dtype == tensor.dtype
+            expect(
+                same and saved[name].shape == tensor.shape, f"{where}.{name}", f"a {tensor.dtype} {tuple(tensor.shape)}"
+            )
     try:
         fresh.load_state_dict(saved)
     except Exception as e:  # missing, unknown or misshapen entries
@@ -157,26 +166,57 @@ def state_dict_from_data(data, fresh, where):
 def check_adam_state(saved, optimizer, where):
     """Adam's per-parameter moments must have their parameter's shape; load_state_dict does not check."""
     expect(isinstance(saved, dict) and set(saved) == {"state", "param_groups"}, where, "an optimizer's state")
+    expect(
+        isinstance(saved["state"], dict) and all(isinstance(m, dict) for m in saved["state"].values()),
+        where,
+        "Adam's moments",
+    )
+    groups = optimizer.state_dict()["param_groups"]  # its settings: the saved groups must have the same kinds
+    expect(
+        isinstance(saved["param_groups"], list) and len(saved["param_groups"]) == len(groups), where, "Adam's groups"
+    )
+    for i, (group, fresh_group) in enumerate(zip(saved["param_groups"], groups, strict=True)):
+        same = isinstance(group, dict) and set(group) == set(fresh_group) and group["params"] == fresh_group["params"]
+        expect(
+            same and all(type(group[k]) is type(v) for k, v in fresh_group.items()),
+            f"{where}.param_groups.{i}",
+            "Adam's settings",
+        )
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    for index, moments in saved["state"].items():
-        expect(isinstance(index, int) and 0 <= index < len(params), where, "moments of known parameters")
-        for name, tensor in moments.items():
+    moments = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if groups[0].get("amsgrad") else set())
+    # Adam has moments for every parameter once it has stepped, for none before
+    expect(set(saved["state"]) in (set(), set(range(len(params)))), where, "moments of every parameter")
+    for index, saved_moments in saved["state"].items():
+        expect(set(saved_moments) == moments, f"{where}.state.{index}", "Adam's moments")
+        for name, tensor in saved_moments.items():
             shape = () if name == "step" else params[index].shape
-            if not isinstance(tensor, torch.Tensor) or tensor.shape != shape or not tensor.is_floating_point():
-                raise StateError(f"{where}.state.{index}.{name}: expected a float tensor of shape {tuple(shape)}")
+            if not isinstance(tensor, torch.Tensor) or tensor.shape != shape or tensor.dtype != params[index].dtype:
+                raise StateError(f"{where}.state.{index}.{name}: not a {params[index].dtype} tensor of shape {shape}")
 
 
 def generator_from_data(data, fresh, where):
     """A numpy Generator in the saved state: fresh itself where there is one."""
-    expect(isinstance(data, dict) and data.get(KIND) == "generator", where, "a random generator's state")
+    expect(isinstance(data, dict) and set(data) == {KIND, "state"} and data[KIND] == "generator", where, "a generator")
     state = data["state"]
     expect(isinstance(state, dict) and state.get("bit_generator") in RESUMABLE_BIT_GENERATORS, where, "a PCG64 state")
     generator = fresh if isinstance(fresh, np.random.Generator) else np.random.default_rng()
+    expect(same_layout(state, generator.bit_generator.state), where, "a PCG64 state")
     try:
         generator.bit_generator.state = state
     except (TypeError, ValueError, KeyError) as e:
         raise StateError(f"{where}: {first_line(e)}") from None
     return generator
+
+
+def same_layout(saved, template):
+    """saved has template's keys, nested, with values of the same types (numpy ignores keys it does not know)."""
+    if isinstance(template, dict):
+        return (
+            isinstance(saved, dict)
+            and set(saved) == set(template)
+            and all(same_layout(saved[k], v) for k, v in template.items())
+        )
+    return type(saved) is type(template)
 
 
 def expect(condition, where, what):
