@@ -4,7 +4,8 @@
 
 The agent is built as `python dqn.py --preset NAME` builds it, its memory filled as a run
 that has stored more transitions than the memory holds would leave it (random contents:
-pickling copies bytes, whatever they are), then saved and loaded as --resume does.
+whatever they are, the file copies their bytes), then saved, read and restored into a
+freshly built run as --resume does.
 Prints one line per preset; docs/going-further.md quotes them.
 """
 
@@ -23,7 +24,7 @@ from speed import cpu_model  # noqa: E402
 from beyond.cli import build  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from beyond.hooks import TrainingHooks  # noqa: E402
-from beyond.resume import load_resume_state, save_resume_state  # noqa: E402
+from beyond.resume import load_resume_state, restore, save_resume_state  # noqa: E402
 
 
 def fill(agent, rng):
@@ -47,13 +48,16 @@ def measure(preset):
         path = save_resume_state(Path(folder) / "resume.pt", args, agent, env, hooks, records)
         saved = time.perf_counter() - start
         start = time.perf_counter()
-        load_resume_state(folder)
+        state = load_resume_state(folder)
+        fresh_env, fresh_agent = build(args)  # what --resume rebuilds, every field checked as it is restored
+        restore(state, fresh_agent, fresh_env, TrainingHooks(fresh_agent, fresh_env, args, log=None))
         loaded = time.perf_counter() - start
+        fresh_env.close()
         size = path.stat().st_size
     env.close()
     return (
         f"--preset {preset}: a memory of {agent.memory_capacity:,} rows ({memory_bytes / 2**20:,.1f} MiB): "
-        f"resume.pt {size / 2**20:,.1f} MiB, written in {saved:.1f} s, read in {loaded:.1f} s"
+        f"resume.pt {size / 2**20:,.1f} MiB, written in {saved:.2f} s, read and restored in {loaded:.2f} s"
     )
 
 

@@ -161,7 +161,7 @@ def mutations(value):
         yield "dtype", value.to(other)
         if value.dim():
             yield "shape", value[:-1].clone()
-    elif isinstance(value, bool) or isinstance(value, int):
+    elif isinstance(value, (bool, int)):
         yield "type", str(value)
         yield "range", -5 if not isinstance(value, bool) else "yes"
     elif isinstance(value, list):
@@ -207,7 +207,7 @@ def test_removed_renamed_extra_mistyped_and_misshapen_fields_are_each_one_line(s
         state = read_state(stopped_run / RESUME_FILE, RESUME_FORMAT)
         if change == "rename":
             edit(state, path, None)
-            edit(state, (*path[:-1], f"{path[-1]}_renamed"), lambda _: original_value(original, path))
+            edit(state, (*path[:-1], f"{path[-1]}_renamed"), lambda _, p=path: original_value(original, p))
         elif change == "extra":
             edit(state, (*path, "unexpected"), lambda _: 1)
         else:
