@@ -132,7 +132,7 @@ def plain_from_data(data, where):
     expect(kind in fields and set(data) == fields[kind] | {KIND}, where, "a known kind of value")
     if kind in ("numpy", "numpy scalar"):
         expect(isinstance(data["value"], torch.Tensor), where, "a tensor")
-        array = data["value"].numpy().copy()
+        array = data["value"].numpy()  # shares the loaded tensor's memory, which nothing else holds
         return array if kind == "numpy" else array[()]
     if kind == "generator":
         return generator_from_data(data, None, where)
