@@ -251,9 +251,8 @@ def shaped_reward(env, s_, env_reward=None):
 
 
 # %% Training loop ----------------------------------------------------------------------
-# The first ~200 episodes only fill the memory (nothing is learned until
-# it holds more than memory_capacity transitions), which is why the blog's printout
-# starts near episode 200. After that: one learn() per env step.
+# The first ~200 episodes only fill the memory (nothing is learned until it holds more than memory_capacity
+# transitions), which is why the blog's printout starts near episode 200. After that: one learn() per env step.
 def train(
     agent,
     env,
