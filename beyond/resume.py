@@ -25,7 +25,16 @@ from beyond import UsageError
 from beyond.files import atomic_path
 from beyond.flags import build_parser, parse_args, validate_args
 from beyond.pixels import PREPROCESSING_VERSION
-from beyond.statefile import StateError, from_data, parts_from_data, parts_to_data, read_state, state_names, write_state
+from beyond.statefile import (
+    StateError,
+    from_data,
+    parts_from_data,
+    parts_to_data,
+    read_state,
+    state_names,
+    to_data,
+    write_state,
+)
 
 RESUME_FORMAT = "dqn-cartpole-resume/2"
 RESUME_FILE = "resume.pt"
@@ -81,11 +90,7 @@ def save_resume_state(path, args, agent, env, hooks, records):
                 for layer in layers(env)
             ],
             hooks=parts_to_data(hooks, hooks.RESUMABLE, "hooks"),
-            train=parts_to_data(
-                argparse.Namespace(train=(finished, records[-1]["env_steps"] if records else 0, unfinished)),
-                ["train"],
-                "",
-            )["train"],
+            train=to_data((finished, records[-1]["env_steps"] if records else 0, unfinished), "train"),
             torch_rng=torch.get_rng_state(),
         )
         with atomic_path(path) as tmp:
