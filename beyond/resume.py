@@ -27,6 +27,7 @@ from beyond.flags import build_parser, parse_args, validate_args
 from beyond.pixels import PREPROCESSING_VERSION
 from beyond.statefile import (
     StateError,
+    declared_state,
     from_data,
     parts_from_data,
     parts_to_data,
@@ -72,8 +73,7 @@ def layers(env):
 
 def agent_state_names(agent):
     """The blog's DQN_STATE and the RESUME_STATE of every class the agent is made of."""
-    extra = [name for cls in type(agent).__mro__ for name in cls.__dict__.get("RESUME_STATE", ())]
-    return list(dict.fromkeys([*DQN_STATE, *extra]))
+    return list(dict.fromkeys([*DQN_STATE, *declared_state(agent)]))
 
 
 def save_resume_state(path, args, agent, env, hooks, records):

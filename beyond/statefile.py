@@ -34,14 +34,23 @@ class StateError(Exception):
 # ---------------------------------------------------------------------------------------
 # Objects to data
 # ---------------------------------------------------------------------------------------
+def declares_state(obj):
+    """True when one of obj's classes says which of its attributes are state (RESUME_STATE)."""
+    return any("RESUME_STATE" in cls.__dict__ for cls in type(obj).__mro__)
+
+
+def declared_state(obj):
+    """The RESUME_STATE of every class obj is made of, in order, each name once."""
+    return list(dict.fromkeys(name for cls in type(obj).__mro__ for name in cls.__dict__.get("RESUME_STATE", ())))
+
+
 def state_names(obj, table=None):
     """The attributes obj declares as state: RESUME_STATE over its classes, else table[its class name]."""
-    declared = [name for cls in type(obj).__mro__ for name in cls.__dict__.get("RESUME_STATE", ())]
-    if not any("RESUME_STATE" in cls.__dict__ for cls in type(obj).__mro__):
-        if table is None or type(obj).__name__ not in table:
-            raise TypeError(f"{type(obj).__name__} declares no resume state")
-        declared = table[type(obj).__name__]
-    return list(dict.fromkeys(declared))
+    if declares_state(obj):
+        return declared_state(obj)
+    if table is None or type(obj).__name__ not in table:
+        raise TypeError(f"{type(obj).__name__} declares no resume state")
+    return list(table[type(obj).__name__])
 
 
 def parts_to_data(obj, names, where):
@@ -73,7 +82,7 @@ def to_data(value, where="state"):
         return {KIND: "generator", "state": value.bit_generator.state}
     if isinstance(value, (torch.nn.Module, torch.optim.Optimizer)):
         return {KIND: "state dict", "state": to_data(dict(value.state_dict()), where)}
-    if any("RESUME_STATE" in cls.__dict__ for cls in type(value).__mro__):
+    if declares_state(value):
         return {KIND: "parts", "parts": parts_to_data(value, state_names(value), where)}
     raise TypeError(f"{where}: a {type(value).__name__} has no data form")
 
@@ -100,7 +109,7 @@ def from_data(data, fresh, where="state"):
         return state_dict_from_data(data, fresh, where)
     if isinstance(fresh, np.random.Generator) or kind == "generator":
         return generator_from_data(data, fresh, where)
-    if fresh is not None and any("RESUME_STATE" in cls.__dict__ for cls in type(fresh).__mro__):
+    if fresh is not None and declares_state(fresh):
         expect(kind == "parts" and set(data) == {KIND, "parts"}, where, "a saved object's fields")
         parts_from_data(fresh, data["parts"], state_names(fresh), where)
         return fresh

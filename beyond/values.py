@@ -90,6 +90,14 @@ class ValueCheck:
         )
 
 
+VALUE_LABELS = dict(
+    believes="what the net believes",
+    gets="what it gets",
+    x="env steps",
+    y="discounted shaped return",
+)
+
+
 def add_value_panel(figure, evals):
     """Append a panel to the reward plot: the net's value estimate and the true return, per evaluation.
 
@@ -107,23 +115,10 @@ def add_value_panel(figure, evals):
         ax.set_subplotspec(grid[i])
     width, height = figure.get_size_inches()
     figure.set_size_inches(width, height * (len(axes) + 1) / len(axes))
-    ax = figure.add_subplot(grid[len(axes)])
-    steps = [e["env_steps"] for e in checked]
-    ax.plot(steps, [e["q_estimate"] for e in checked], "o-", color="tab:red", label="what the net believes")
-    ax.plot(steps, [e["true_return"] for e in checked], "o-", color="tab:blue", label="what it gets")
-    ax.set_ylabel("discounted return")
-    ax.set_xlabel("env steps")
+    ax = draw_values(figure.add_subplot(grid[len(axes)]), checked, {**VALUE_LABELS, "y": "discounted return"})
     ax.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
-
-
-VALUE_LABELS = dict(
-    believes="what the net believes",
-    gets="what it gets",
-    x="env steps",
-    y="discounted shaped return",
-)
 
 
 def value_figure(values, labels=None):
@@ -134,13 +129,17 @@ def value_figure(values, labels=None):
     """
     import matplotlib.pyplot as plt
 
-    labels = {**VALUE_LABELS, **(labels or {})}
     figure, ax = plt.subplots(figsize=(8, 3))
+    draw_values(ax, values, {**VALUE_LABELS, **(labels or {})}).legend()
+    figure.tight_layout()  # without it the x label falls below a figure this short
+    return figure
+
+
+def draw_values(ax, values, labels):
+    """On ax, the net's estimate (red) and the true return (blue) of each of values against env steps."""
     steps = [v["env_steps"] for v in values]
     ax.plot(steps, [v["q_estimate"] for v in values], "o-", color="tab:red", label=labels["believes"])
     ax.plot(steps, [v["true_return"] for v in values], "o-", color="tab:blue", label=labels["gets"])
     ax.set_xlabel(labels["x"])
     ax.set_ylabel(labels["y"])
-    ax.legend()
-    figure.tight_layout()  # without it the x label falls below a figure this short
-    return figure
+    return ax
