@@ -26,9 +26,10 @@ from pathlib import Path
 
 import intervals
 import numpy as np
-from judge import BUDGET, REPORT_SEEDS, describe, in_pool, is_current, judge, seed_list
+from judge import REPORT_SEEDS, describe, in_pool, is_current, judge, seed_list
 
-from beyond.flags import PRESETS
+from beyond.flags import preset_defaults
+from beyond.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -62,11 +63,11 @@ PARTS = {  # a part of the preset: (its value when off, what turns it off, what 
 }
 
 
-def without_each_part():
-    """Rows for the tuned preset without each part it has on."""
-    rows = {}
+def without_each_part(env_id="CartPole-v1"):
+    """Rows for the env's tuned preset without each part it has on."""
+    rows, preset = {}, preset_defaults("tuned", env_id)
     for name, (off, flags, what) in PARTS.items():
-        if PRESETS["tuned"].get(name, off) != off:
+        if preset.get(name, off) != off:
             rows[f"tuned-no-{name.replace('_', '-')}"] = (["--preset", "tuned", *flags], f"preset without {what}")
     return rows
 
@@ -75,31 +76,46 @@ ROWS = {**FIXED_ROWS, **without_each_part(), "sb3-zoo": SB3_ROW}
 PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]
 
 
+def rows_for(env_id):
+    """The rows on env_id: CartPole's all; elsewhere the tuned preset, it without each part, and SB3."""
+    if env_id == "CartPole-v1":
+        return ROWS
+    sb3 = (None, f"Stable-Baselines3 DQN, rl-zoo's {env_id} values")
+    return {"tuned": FIXED_ROWS["tuned"], **without_each_part(env_id), "sb3-zoo": sb3}
+
+
+def results_dir(env_id):
+    """Where an env's rows go: bench/results for CartPole, bench/results/<env> for the others."""
+    return RESULTS if env_id == "CartPole-v1" else RESULTS / env_id
+
+
 def row_path(out, name):
     return out / "judge" / f"{name}.jsonl"
 
 
-def load(out, name):
+def load(out, name, env_id="CartPole-v1"):
     """The seeds a row has so far, {seed: result}; a later line for a seed replaces an earlier one."""
     path = row_path(out, name)
     if not path.exists():
         return {}
-    return {r["seed"]: r for r in map(json.loads, path.read_text().splitlines()) if r and is_current(r)}
+    task = TASKS[env_id]
+    return {r["seed"]: r for r in map(json.loads, path.read_text().splitlines()) if r and is_current(r, task)}
 
 
 def judge_row_seed(task):
-    """One (row, seed, budget), judged: (row, result). The SB3 row runs Stable-Baselines3 instead."""
-    name, seed, budget = task
-    if ROWS[name][0] is None:
+    """One (row, seed, budget, env), judged: (row, result). The SB3 row runs Stable-Baselines3 instead."""
+    name, seed, budget, env_id = task
+    flags = rows_for(env_id)[name][0]
+    if flags is None:
         from sb3_anchor import judge_sb3
 
-        return name, judge_sb3(seed)
-    return name, judge(ROWS[name][0], seed, budget)
+        return name, judge_sb3(seed, env_id, budget)
+    return name, judge(flags, seed, budget, env_id=env_id)
 
 
-def run_rows(out, names, seeds, budget, jobs=1):
+def run_rows(out, names, seeds, budget, jobs=1, env_id="CartPole-v1"):
     """Judge each row's missing seeds, jobs at a time (seed by seed across the rows); append each result when done."""
-    tasks = [(name, seed, budget) for seed in seeds for name in names if seed not in load(out, name)]
+    tasks = [(name, seed, budget, env_id) for seed in seeds for name in names if seed not in load(out, name, env_id)]
     (out / "judge").mkdir(parents=True, exist_ok=True)
     results = map(judge_row_seed, tasks) if jobs == 1 else in_pool(judge_row_seed, tasks, jobs)
     for name, result in results:
@@ -120,12 +136,16 @@ def percentile_90(steps):
     return np.inf if value > max((x for x in steps if np.isfinite(x)), default=0) else value
 
 
-def table(out, names, seeds, budget):
+def table(out, names, seeds, budget, env_id="CartPole-v1"):
+    task, rows = TASKS[env_id], rows_for(env_id)
+    env_flag = "" if env_id == "CartPole-v1" else f" --env {env_id}"
+    sb3_budget = " (the SB3 row: its 50,000)" if env_id == "CartPole-v1" else ""
     lines = [
-        f"Every row: `python bench/ablation.py --rows ROW` — seeds {seeds[0]}–{seeds[-1]}, a greedy "
-        f"evaluation (20 episodes of CartPole-v1) every 1,000 env steps, solved at the first mean ≥ 475 "
-        f"within {budget:,} env steps (the SB3 row: its 50,000) whose agent also averages ≥ 475 on 100 fresh "
-        "episodes; a pass that does not confirm is counted, and training goes on. "
+        f"Every row: `python bench/ablation.py{env_flag} --rows ROW` — seeds {seeds[0]}–{seeds[-1]}, a greedy "
+        f"evaluation ({task.eval_episodes} episodes of {env_id}) every {task.eval_every:,} env steps, solved at the "
+        f"first mean ≥ {task.threshold:g} within {budget:,} env steps{sb3_budget} whose agent also averages "
+        f"≥ {task.threshold:g} on {task.confirm_episodes} fresh episodes; a pass that does not confirm is counted, "
+        "and training goes on. "
         "Medians and IQMs count an unsolved seed as the worst; brackets are 95% bootstrap intervals.",
         "",
         "| configuration | flags | solved | env steps to solve: median [95% CI] | IQM [95% CI] | 90th percentile | "
@@ -133,7 +153,7 @@ def table(out, names, seeds, budget):
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        results = [r for s, r in sorted(load(out, name).items()) if s in seeds]
+        results = [r for s, r in sorted(load(out, name, env_id).items()) if s in seeds]
         if not results:
             continue
         steps = steps_to_solve(results)
@@ -142,9 +162,9 @@ def table(out, names, seeds, budget):
         solved = [r for r in results if r["solved_at"] is not None]
         misses = [len(r.get("unconfirmed", [])) for r in results]  # a result of the earlier rule that holds had none
         confirm = f"{sum(m > 0 for m in misses)} ({sum(misses)})"
-        flags = "rl-zoo values" if ROWS[name][0] is None else " ".join(ROWS[name][0]) or "(none)"
+        flags = "rl-zoo values" if rows[name][0] is None else " ".join(rows[name][0]) or "(none)"
         lines.append(
-            f"| {ROWS[name][1]} | `{flags}` | {len(solved)}/{len(results)} | {median} | {iqm} | "
+            f"| {rows[name][1]} | `{flags}` | {len(solved)}/{len(results)} | {median} | {iqm} | "
             f"{intervals.fmt(percentile_90(steps), budget)} | {confirm} | "
             f"{np.median([r['wall_s'] for r in results]):.1f} |"
         )
@@ -160,7 +180,7 @@ COMPARISONS = [  # (row, against): how likely a seed of row solves sooner than a
 ]
 
 
-def comparisons(out, seeds):
+def comparisons(out, seeds, env_id="CartPole-v1"):
     """The probability of improvement of each pair in COMPARISONS, as a markdown table."""
     lines = [
         "",
@@ -170,39 +190,45 @@ def comparisons(out, seeds):
         "| row | against | P(fewer steps) [95% CI] |",
         "|---|---|---|",
     ]
-    for name, against in COMPARISONS:
-        rows = [[r for s, r in sorted(load(out, n).items()) if s in seeds] for n in (name, against)]
+    names = rows_for(env_id)
+    pairs = [*COMPARISONS, *(("tuned", n) for n in names if n.startswith("tuned-no-") and n not in ROWS)]
+    for name, against in pairs:
+        if name not in names or against not in names:
+            continue
+        rows = [[r for s, r in sorted(load(out, n, env_id).items()) if s in seeds] for n in (name, against)]
         if all(rows):
             p, (low, high) = intervals.probability_of_improvement(*map(steps_to_solve, rows))
-            lines.append(f"| {ROWS[name][1]} | {ROWS[against][1]} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+            lines.append(f"| {names[name][1]} | {names[against][1]} | {p:.2f} [{low:.2f}, {high:.2f}] |")
     return "\n".join(lines) + "\n" if len(lines) > 5 else ""  # no pair has both rows: no table
 
 
-def wall_ratio(out, seeds, name="tuned", against="sb3-zoo"):
+def wall_ratio(out, seeds, name="tuned", against="sb3-zoo", env_id="CartPole-v1"):
     """A sentence on the ratio of the two rows' median wall time per seed, or "" without both rows."""
-    rows = [[r["wall_s"] for s, r in sorted(load(out, n).items()) if s in seeds] for n in (name, against)]
+    rows = [[r["wall_s"] for s, r in sorted(load(out, n, env_id).items()) if s in seeds] for n in (name, against)]
     if not all(rows):
         return ""
     ratio, (low, high) = intervals.ratio_of_medians(*rows)
+    names = rows_for(env_id)
     return (
-        f"\nMedian wall time per seed, {ROWS[name][1]} over {ROWS[against][1]}: {ratio:.2f} [{low:.2f}, {high:.2f}] "
+        f"\nMedian wall time per seed, {names[name][1]} over {names[against][1]}: {ratio:.2f} [{low:.2f}, {high:.2f}] "
         f"(95% bootstrap interval); all their seeds together: {sum(rows[0]):,.0f} s against {sum(rows[1]):,.0f} s. "
         "Wall times compare only between rows that ran together.\n"
     )
 
 
-def profile_figure(out, names, seeds, budget, path):
+def profile_figure(out, names, seeds, budget, path, env_id="CartPole-v1"):
     """Fraction of seeds solved by each env step, with a 95% bootstrap band: a performance profile."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    grid = np.arange(0, budget + 1, 1000)
+    task = TASKS[env_id]
+    grid = np.arange(0, budget + 1, task.eval_every)
     rng = np.random.default_rng(0)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name in names:
-        results = [r for s, r in sorted(load(out, name).items()) if s in seeds]
+        results = [r for s, r in sorted(load(out, name, env_id).items()) if s in seeds]
         if not results:
             continue
         steps = np.array(steps_to_solve(results))
@@ -215,7 +241,8 @@ def profile_figure(out, names, seeds, budget, path):
     ax.set_ylabel("fraction of seeds solved")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(
-        "Seeds solved (a greedy eval ≥ 475, confirmed on 100 episodes) by each env step, 95% bootstrap bands",
+        f"{env_id}: seeds solved (a greedy eval ≥ {task.threshold:g}, confirmed on {task.confirm_episodes} "
+        "episodes) by each env step, 95% bootstrap bands",
         fontsize=10,
     )
     ax.legend(fontsize=8, loc="lower right")
@@ -225,23 +252,30 @@ def profile_figure(out, names, seeds, budget, path):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", nargs="*", choices=list(ROWS), default=list(ROWS))
+    p.add_argument("--env", choices=list(TASKS), default="CartPole-v1", help="the task (beyond/tasks.py)")
+    p.add_argument("--rows", nargs="*", help=f"rows to run (default: all of the env's; CartPole's: {', '.join(ROWS)})")
     p.add_argument("--seeds", type=seed_list, default=list(REPORT_SEEDS))
-    p.add_argument("--budget", type=int, default=BUDGET)
+    p.add_argument("--budget", type=int, default=None, help="env steps per seed (default: the task's)")
     p.add_argument("--table-only", action="store_true", help="no training: the table and figure from saved results")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--out", default=None, help="default: bench/results, or bench/results/<env> for another env")
     p.add_argument("--wall-ratio", action="store_true", help="the preset's and SB3's rows ran together: compare wall")
     args = p.parse_args()
-    out = Path(args.out)
+    env_id, rows = args.env, rows_for(args.env)
+    unknown = set(args.rows or ()) - set(rows)
+    if unknown:
+        p.error(f"no such row on {env_id}: {', '.join(sorted(unknown))} (rows: {', '.join(rows)})")
+    out, budget = Path(args.out) if args.out else results_dir(env_id), args.budget or TASKS[env_id].budget
+    out.mkdir(parents=True, exist_ok=True)
     if not args.table_only:  # seed by seed across the rows, so that their wall times share the machine's moods
-        run_rows(out, args.rows, args.seeds, args.budget, args.jobs)
-    text = table(out, list(ROWS), args.seeds, args.budget) + comparisons(out, args.seeds)
+        run_rows(out, args.rows or list(rows), args.seeds, budget, args.jobs, env_id)
+    text = table(out, list(rows), args.seeds, budget, env_id) + comparisons(out, args.seeds, env_id)
     if args.wall_ratio:
-        text += wall_ratio(out, args.seeds)
+        text += wall_ratio(out, args.seeds, env_id=env_id)
     name = "ablation" if args.seeds == list(REPORT_SEEDS) else f"ablation_seeds{args.seeds[0]}-{args.seeds[-1]}"
     (out / f"{name}.md").write_text(text)
-    profile_figure(out, PROFILE_ROWS, args.seeds, args.budget, out / f"{name}.png")
+    profile = PROFILE_ROWS if env_id == "CartPole-v1" else list(rows)
+    profile_figure(out, profile, args.seeds, budget, out / f"{name}.png", env_id)
     print(text)
 
 

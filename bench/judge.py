@@ -1,18 +1,21 @@
-"""The judge: one protocol for every CartPole number in the docs.
+"""The judge: one protocol for every number in the docs, on each task of beyond/tasks.py.
 
 - The task is CartPole-v1 with the env's own reward, unless a row's flags say otherwise
-  (the blog's shaped reward on unwrapped v0 is its own row, never compared with the rest).
-- Every 1,000 env steps a greedy evaluation plays 20 episodes of CartPole-v1. One with a
-  mean >= 475 is a pass, and the same weights then play 100 fresh episodes, because the
-  first evaluation to pass is often a lucky one. The seed is solved at the first pass whose
-  confirmation also averages >= 475, and training stops there; a pass that does not
-  confirm is recorded (`unconfirmed`) and training goes on.
+  (the blog's shaped reward on unwrapped v0 is its own row, never compared with the rest),
+  or --env names another task: Acrobot-v1, MountainCar-v0 or LunarLander-v3.
+- Every 1,000 env steps (each task's own cadence) a greedy evaluation plays 20 episodes.
+  One with a mean at the task's threshold (CartPole's 475) is a pass, and the same weights
+  then play 100 fresh episodes, because the first evaluation to pass is often a lucky one.
+  The seed is solved at the first pass whose confirmation also reaches the threshold, and
+  training stops there; a pass that does not confirm is recorded (`unconfirmed`) and
+  training goes on.
 - A seed that does not solve within the budget is unsolved: it counts as the worst value,
   never as a number of steps.
 - Wall time is the whole run, evaluations included, with one torch thread; the benches run
   one seed per core (--jobs), each in a fresh worker process.
 
     python bench/judge.py --seeds 0-9 -- --preset tuned          # one configuration, printed, 2 seeds at a time
+    python bench/judge.py --env Acrobot-v1 --seeds 0-1 -- --preset tuned
 """
 
 import argparse
@@ -29,9 +32,11 @@ from beyond.cli import REWARDS, build  # noqa: E402
 from beyond.evaluation import confirm_seed, evaluate  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from beyond.hooks import TrainingHooks  # noqa: E402
+from beyond.tasks import TASKS  # noqa: E402
 
-EVAL_EVERY, EVAL_EPISODES, SOLVED, CONFIRM_EPISODES = 1000, 20, 475.0, 100
-BUDGET = 50_000
+CARTPOLE = TASKS["CartPole-v1"]
+EVAL_EVERY, EVAL_EPISODES, SOLVED = CARTPOLE.eval_every, CARTPOLE.eval_episodes, CARTPOLE.threshold
+CONFIRM_EPISODES, BUDGET = CARTPOLE.confirm_episodes, CARTPOLE.budget
 EVAL_COLUMNS = ("env_steps", "mean", "q_estimate", "true_return")  # what a result keeps of each evaluation
 # Three disjoint seed sets: the tuner chooses on the tuning seeds (the tail study's; the first
 # study used 1000-1004), the docs report the report seeds, and the held-out seeds are judged
@@ -39,22 +44,24 @@ EVAL_COLUMNS = ("env_steps", "mean", "q_estimate", "true_return")  # what a resu
 TUNING_SEEDS, REPORT_SEEDS, HELD_OUT_SEEDS = range(1000, 1020), range(30), range(3000, 3030)
 
 
-def confirm(agent, seed, attempt=0):
-    """The agent's greedy mean over CONFIRM_EPISODES fresh episodes, its attempt-th confirmation on this seed."""
-    return evaluate(agent, CONFIRM_EPISODES, "CartPole-v1", seed=confirm_seed(seed, attempt))["mean"]
+def confirm(agent, seed, attempt=0, task=CARTPOLE):
+    """The agent's greedy mean over the task's confirmation episodes, its attempt-th confirmation on this seed."""
+    return evaluate(agent, task.confirm_episodes, task.env_id, seed=confirm_seed(seed, attempt))["mean"]
 
 
-def is_current(result):
+def is_current(result, task=CARTPOLE):
     """False for a result of the earlier rule, where a pass solved the seed unconfirmed: it is judged again."""
-    return result["solved_at"] is None or result["confirm_mean"] >= SOLVED
+    return result["solved_at"] is None or result["confirm_mean"] >= task.threshold
 
 
-def protocol_flags(flags, seed, budget, value_estimates=False):
+def protocol_flags(flags, seed, budget, value_estimates=False, task=CARTPOLE):
     """dqn.py flags for one judged run: the standard task, then the row's flags, then the judge's."""
+    cadence = ("--eval-every", task.eval_every, "--eval-episodes", task.eval_episodes)
     return [
-        *("--env", "CartPole-v1", "--reward", "env"),
+        *("--env", task.env_id, "--reward", "env"),
         *flags,
-        *("--eval-every", EVAL_EVERY, "--eval-episodes", EVAL_EPISODES, "--no-early-stop"),  # JudgedHooks stop
+        *cadence,
+        "--no-early-stop",  # JudgedHooks stop
         *("--max-env-steps", budget, "--episodes", 10**9, "--seed", seed),
         *("--no-keep-best", "--watch", "0", "--snapshots", "0", "--quiet", "--no-show"),
         "--value-estimates" if value_estimates else "--no-value-estimates",
@@ -69,17 +76,17 @@ class JudgedHooks(TrainingHooks):
     to_budget: remember the confirmed pass and train on to the budget.
     """
 
-    def __init__(self, agent, env, args, on_eval=None, reward_fn=None, to_budget=False):
+    def __init__(self, agent, env, args, on_eval=None, reward_fn=None, to_budget=False, task=CARTPOLE):
         super().__init__(agent, env, args, log=None, reward_fn=reward_fn)
-        self.on_eval, self.to_budget = on_eval, to_budget
+        self.on_eval, self.to_budget, self.task = on_eval, to_budget, task
         self.passed, self.unconfirmed = None, []
 
     def run_eval(self, env_steps):
         super().run_eval(env_steps)
-        mean = self.evals[-1]["mean"]
-        if self.passed is None and mean >= SOLVED:
-            confirmation = confirm(self.agent, self.args.seed, len(self.unconfirmed))
-            if confirmation >= SOLVED:
+        mean, threshold = self.evals[-1]["mean"], self.task.threshold
+        if self.passed is None and mean >= threshold:
+            confirmation = confirm(self.agent, self.args.seed, len(self.unconfirmed), self.task)
+            if confirmation >= threshold:
                 self.passed = (self.evals[-1], confirmation)
                 self.stop = not self.to_budget
             else:
@@ -88,19 +95,22 @@ class JudgedHooks(TrainingHooks):
             self.on_eval(env_steps, mean)
 
 
-def judge(flags, seed, budget=BUDGET, on_eval=None, to_budget=False, value_estimates=False):
-    """Train dqn.py with flags on one seed under the protocol; return what the judge records.
+def judge(flags, seed, budget=None, on_eval=None, to_budget=False, value_estimates=False, env_id="CartPole-v1"):
+    """Train dqn.py with flags on env_id's task, one seed, under the protocol; return what the judge records.
 
     on_eval(env_steps, mean), if given, hears every periodic evaluation; raising from it
     (e.g. optuna.TrialPruned) abandons the run. to_budget: train on after solving, to the
     budget (the solve and its confirmation are the same, since evaluating changes nothing
     in training); value_estimates: each evaluation also records q_estimate and true_return.
+    budget: the task's own where None.
     """
-    args = parse_args([str(f) for f in protocol_flags(flags, seed, budget, value_estimates)])
+    task = TASKS[env_id]
+    budget = budget or task.budget
+    args = parse_args([str(f) for f in protocol_flags(flags, seed, budget, value_estimates, task)])
     start = time.perf_counter()
     env, agent = build(args)
     reward_fn = REWARDS[args.reward]
-    hooks = JudgedHooks(agent, env, args, on_eval, reward_fn, to_budget)
+    hooks = JudgedHooks(agent, env, args, on_eval, reward_fn, to_budget, task)
     records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, seed, None, hooks)
     env.close()
     return dict(
@@ -129,8 +139,9 @@ def in_pool(work, tasks, jobs):
 
 
 def judge_task(task):
-    """in_pool's work for judge(): task is (flags, seed, budget)."""
-    return judge(*task)
+    """in_pool's work for judge(): task is (flags, seed, budget, env_id)."""
+    flags, seed, budget, env_id = task
+    return judge(flags, seed, budget, env_id=env_id)
 
 
 def describe(result):
@@ -151,12 +162,13 @@ def seed_list(text):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=seed_list, default=list(REPORT_SEEDS))
-    p.add_argument("--budget", type=int, default=BUDGET)
+    p.add_argument("--env", choices=list(TASKS), default="CartPole-v1", help="the task (beyond/tasks.py)")
+    p.add_argument("--budget", type=int, default=None, help="env steps per seed (default: the task's)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
     p.add_argument("flags", nargs=argparse.REMAINDER, help="after --: dqn.py flags")
     args = p.parse_args()
     flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
-    for r in in_pool(judge_task, [(flags, seed, args.budget) for seed in args.seeds], args.jobs):
+    for r in in_pool(judge_task, [(flags, seed, args.budget, args.env) for seed in args.seeds], args.jobs):
         print(describe(r), flush=True)
 
 

@@ -44,31 +44,50 @@ import optuna
 from judge import judge, seed_list
 from optuna.trial import TrialState
 
+from beyond.tasks import TASKS
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_STORAGE = f"sqlite:///{RESULTS / 'tune.db'}"
 
 
-def suggest(trial):
-    """The trial's values: dqn.py's own settings and the extension flags, by flag name."""
-    values = dict(
-        lr=trial.suggest_float("lr", 3e-4, 1e-2, log=True),
-        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128]),
-        hidden=trial.suggest_categorical("hidden", [64, 128, 256]),
-        gamma=trial.suggest_categorical("gamma", [0.95, 0.98, 0.99]),
-        target_replace_iter=trial.suggest_categorical("target_replace_iter", [25, 50, 100, 200, 500]),
-        learning_starts=trial.suggest_categorical("learning_starts", [250, 500, 1000, 2000]),
-        memory_capacity=trial.suggest_categorical("memory_capacity", [5000, 20000, 50000]),
-        epsilon_end=trial.suggest_categorical("epsilon_end", [0.9, 0.95, 0.98, 1.0]),
-        epsilon_steps=trial.suggest_categorical("epsilon_steps", [1000, 2500, 5000, 10000]),
-        double=trial.suggest_categorical("double", [False, True]),
-        huber=trial.suggest_categorical("huber", [False, True]),
-        grad_clip=trial.suggest_categorical("grad_clip", [0.0, 10.0]),
-        n_step=trial.suggest_categorical("n_step", [1, 2, 3, 5]),
-        dueling=trial.suggest_categorical("dueling", [False, True]),
-        prioritized=trial.suggest_categorical("prioritized", [False, True]),
-        replay_ratio=trial.suggest_categorical("replay_ratio", [1, 2, 4]),
-    )
+SPACE = dict(  # the choices of each categorical value; a study's first trial adds its own values to them
+    batch_size=[32, 64, 128],
+    hidden=[64, 128, 256],
+    gamma=[0.95, 0.98, 0.99],
+    target_replace_iter=[25, 50, 100, 200, 500],
+    learning_starts=[250, 500, 1000, 2000],
+    memory_capacity=[5000, 20000, 50000],
+    epsilon_end=[0.9, 0.95, 0.98, 1.0],
+    epsilon_steps=[1000, 2500, 5000, 10000],
+    double=[False, True],
+    huber=[False, True],
+    grad_clip=[0.0, 10.0],
+    n_step=[1, 2, 3, 5],
+    dueling=[False, True],
+    prioritized=[False, True],
+    replay_ratio=[1, 2, 4],
+)
+TRAIN_EVERY = [1, 4, 16]  # searched only where the first trial sets it (rl-zoo's MountainCar learns every 16 steps)
+
+
+def suggest(trial, first=None):
+    """The trial's values: dqn.py's own settings and the extension flags, by flag name.
+
+    first: the study's first trial, whose values join the choices (an env's rl-zoo values
+    lie partly outside CartPole's space).
+    """
+    first = first or {}
+
+    def choices(name, base):
+        extra = [first[name]] if name in first and first[name] not in base else []
+        return sorted(base + extra)
+
+    values = dict(lr=trial.suggest_float("lr", 3e-4, 1e-2, log=True))
+    for name, base in SPACE.items():
+        values[name] = trial.suggest_categorical(name, choices(name, base))
+    if "train_every" in first:
+        values["train_every"] = trial.suggest_categorical("train_every", choices("train_every", TRAIN_EVERY))
     if values["prioritized"]:
         values["per_alpha"] = trial.suggest_categorical("per_alpha", [0.4, 0.6, 0.8])
     return values
@@ -104,7 +123,7 @@ OBJECTIVES = {  # what a trial's per-seed env steps to solve come to
 }
 
 
-def objective(trial, seeds, budget, n_trials, summary="median"):
+def objective(trial, seeds, budget, n_trials, summary="median", env_id="CartPole-v1", first=None):
     """Env steps to solve over the tuning seeds, summarised (unsolved: 2 x budget); pruned early when poor.
 
     Trial numbers come from the database in order, so two workers that start a trial at
@@ -114,10 +133,10 @@ def objective(trial, seeds, budget, n_trials, summary="median"):
         trial.set_user_attr("surplus", "the study already had --n-trials trials")
         raise StudyFull()
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    flags = as_flags(suggest(trial))
+    flags = as_flags(suggest(trial, first))
     steps = []
     for i, seed in enumerate(seeds):
-        result = judge(flags, seed, budget)
+        result = judge(flags, seed, budget, env_id=env_id)
         steps.append(result["solved_at"] or 2 * budget)
         trial.set_user_attr(f"seed{seed}", dict(solved_at=result["solved_at"], wall_s=round(result["wall_s"], 1)))
         trial.report(statistics.mean(steps), i)
@@ -147,6 +166,52 @@ PREVIOUS_PRESET = dict(
 )
 
 
+ZOO_ACROBOT_LUNAR = dict(  # rl-zoo's Acrobot-v1 and LunarLander-v3 values share everything
+    lr=6.3e-4,
+    batch_size=128,
+    hidden=256,  # one hidden layer of 256, where SB3 has two
+    gamma=0.99,
+    target_replace_iter=250,  # 250 env steps at one learn step each
+    learning_starts=1000,  # the zoo's 0; dqn.py waits for a few batches' worth of rows
+    memory_capacity=50_000,
+    epsilon_end=0.9,  # greedy probability: the zoo's final epsilon 0.1
+    epsilon_steps=12_000,  # exploration_fraction 0.12 of 100,000
+    double=False,
+    huber=True,
+    grad_clip=10.0,
+    n_step=1,
+    dueling=False,
+    prioritized=False,
+    replay_ratio=1,  # train_freq 4 with gradient_steps -1: one learn step per env step
+)
+# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms: each env's first trial.
+RL_ZOO_START = {
+    "Acrobot-v1": ZOO_ACROBOT_LUNAR,
+    "MountainCar-v0": dict(
+        ZOO_ACROBOT_LUNAR,
+        lr=4e-3,
+        gamma=0.98,
+        target_replace_iter=300,  # 600 env steps at half a learn step each
+        memory_capacity=10_000,
+        epsilon_end=0.93,
+        epsilon_steps=24_000,  # 0.2 of 120,000
+        train_every=16,
+        replay_ratio=8,  # train_freq 16, gradient_steps 8
+    ),
+    "LunarLander-v3": ZOO_ACROBOT_LUNAR,
+}
+
+
+def first_trial(args):
+    """A new study's first trial: on CartPole the earlier preset (or --start-from-best, tune_best.json);
+    on another env, its rl-zoo values in dqn.py's terms (beyond/tasks.py), the ones it was judged with first."""
+    if args.env != "CartPole-v1":
+        return RL_ZOO_START[args.env]
+    if args.start_from_best:
+        return json.loads((RESULTS / "tune_best.json").read_text())["params"]
+    return PREVIOUS_PRESET
+
+
 def open_study(args, worker=0):
     """The study, created or resumed; its sampler seeded by --sampler-seed, the worker and the trials so far.
 
@@ -171,8 +236,7 @@ def open_study(args, worker=0):
     )
     existing = len(study.get_trials(deepcopy=False))
     if not existing:
-        first = json.loads((RESULTS / "tune_best.json").read_text())["params"] if args.start_from_best else None
-        study.enqueue_trial(first or PREVIOUS_PRESET)
+        study.enqueue_trial(first_trial(args))
     seed = args.sampler_seed + 10_007 * worker + existing
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     return study
@@ -187,9 +251,10 @@ def work(args, worker=0):
         if "surplus" not in trial.user_attrs:
             print(f"trial {trial.number}: {trial.state.name.lower()} {trial.value}", flush=True)
 
+    first = first_trial(args) if args.env != "CartPole-v1" else None
     while args.timeout is None or time.monotonic() - start < args.timeout:
         study.optimize(
-            lambda trial: objective(trial, args.seeds, args.budget, args.n_trials, args.objective),
+            lambda trial: objective(trial, args.seeds, args.budget, args.n_trials, args.objective, args.env, first),
             n_trials=1,
             catch=(StudyFull,),
             callbacks=[log],
@@ -232,23 +297,33 @@ def write_results(study, out):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", choices=list(TASKS), default="CartPole-v1", help="the task (beyond/tasks.py)")
     p.add_argument("--n-trials", type=int, default=150, help="the study's total of trials, over all workers")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which each worker stops starting trials")
-    p.add_argument("--storage", default=DEFAULT_STORAGE, help="an Optuna storage URL")
+    p.add_argument(
+        "--storage", default=None, help="an Optuna storage URL (default: tune.db in --out, or results/tune.db)"
+    )
     p.add_argument("--study-name", default="tuned")
     p.add_argument("--sampler-seed", type=int, default=0)
     p.add_argument(
         "--heartbeat", type=int, default=30, help="seconds between a running trial's heartbeats; 2x: it is dead"
     )
     p.add_argument("--seeds", type=seed_list, default=list(range(1000, 1005)), help="tuning seeds, e.g. 1000-1004")
-    p.add_argument("--budget", type=int, default=30_000, help="env steps per tuning seed")
+    p.add_argument(
+        "--budget", type=int, default=None, help="env steps per tuning seed (CartPole: 30,000, else the task's)"
+    )
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="median", help="a trial's value from its seeds")
     p.add_argument(
         "--start-from-best", action="store_true", help="a new study's first trial: tune_best.json, not PREVIOUS_PRESET"
     )
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--out", default=None, help="default: bench/results, or bench/results/tune_<env> for another env")
     args = p.parse_args()
+    cartpole = args.env == "CartPole-v1"
+    args.out = args.out or str(RESULTS if cartpole else RESULTS / f"tune_{args.env}")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    args.storage = args.storage or (DEFAULT_STORAGE if cartpole else f"sqlite:///{Path(args.out) / 'tune.db'}")
+    args.budget = args.budget or (30_000 if cartpole else TASKS[args.env].budget)
     if args.n_jobs > 1:
         open_study(args)  # create it once, before the workers race to
         ctx = multiprocessing.get_context("spawn")

@@ -27,7 +27,9 @@ from beyond.files import (
 )
 from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
+from beyond.reference import NO_REFERENCE, add_reference_band, diagnoses, matching, outcome_of, placement
 from beyond.resume import RESUME_FILE, restore, resumed_args, save_resume_state
+from beyond.tasks import threshold_of
 from beyond.tensorboard import ScalarLog
 from beyond.values import add_value_panel
 from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
@@ -53,7 +55,9 @@ def main(argv=None):
             if scalars:
                 scalars.close()
             moments = hooks.learning_moments(args.snapshots)
-            figure = save(run_dir, args, agent, records, hooks.evals, moments)
+            reference = matching(args)
+            outcome = outcome_of(agent, hooks, records, args, moments)
+            figure = save(run_dir, args, agent, records, hooks.evals, moments, (reference, outcome))
             if resume_file:
                 print(f"saved {resume_file} (python dqn.py --resume {run_dir} trains on from here)")
         if hooks.interrupted:
@@ -63,6 +67,8 @@ def main(argv=None):
             return 1
         watch(agent, args, run_dir, args.env, args.reward, title=str(run_dir))
         record_learning(agent, args, run_dir, moments)
+        for line in among_references(outcome, reference, hooks.evals, records, args, agent):
+            print(line)
         print(f"run folder: {run_dir}")
         show(figure, args)
         return 0
@@ -111,16 +117,21 @@ def train_with_hooks(agent, env, args, scalars=None):
     return hooks, records
 
 
-def save(run_dir, args, agent, records, evals, moments):
-    """metrics.csv, evals.csv, model.pt and the reward plot (moments marked); prints each path, returns the figure."""
+def save(run_dir, args, agent, records, evals, moments, placed=(None, None)):
+    """metrics.csv, evals.csv, model.pt and the reward plot (moments marked); prints each path, returns the figure.
+
+    placed: (the matching reference or None, the run's outcome): the plot draws the reference band.
+    """
     paths = [
         save_metrics(records, evals, run_dir / "metrics.csv"),
         save_evals(evals, run_dir / "evals.csv"),
         save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records)),
     ]
-    figure = add_value_panel(labelled_for(dqn.plot(records, evals), args.env), evals) if records else None
+    figure = add_value_panel(labelled_for(dqn.plot(records, evals), args), evals) if records else None
     if figure and moments:
         mark_snapshots(figure, moments, records)
+    if figure and placed[0]:
+        add_reference_band(figure, *placed)
     if figure:
         paths.append(save_figure(figure, args.plot or run_dir / "rewards.png"))
     for path in paths:
@@ -128,12 +139,24 @@ def save(run_dir, args, agent, records, evals, moments):
     return figure
 
 
-def labelled_for(figure, env_id):
-    """dqn.plot speaks of CartPole and its pole; another env's plot names that env instead."""
-    if not env_id.startswith("CartPole"):
-        top, steps = figure.axes[:2]
-        top.set_title(top.get_title().replace("CartPole", env_id))
+def among_references(outcome, reference, evals, records, args, agent):
+    """The lines that end a run: its place among the reference runs (or that there are none), then any failure."""
+    lines = [placement(outcome, reference) if reference else NO_REFERENCE]
+    return lines + diagnoses(outcome, evals, records, args, agent, reference)
+
+
+def labelled_for(figure, args):
+    """dqn.plot speaks of CartPole and its pole; another env's plot names that env instead. The
+    evaluation panel, where there is one, marks the threshold that counts as solved."""
+    top, steps = figure.axes[:2]
+    if not args.env.startswith("CartPole"):
+        top.set_title(top.get_title().replace("CartPole", args.env))
         steps.set_ylabel("steps per episode")
+    threshold = args.early_stop if args.early_stop is not None else threshold_of(args.eval_env)
+    if len(figure.axes) > 2 and threshold is not None:
+        solved = f"solved: {threshold:g} on {args.eval_env}"
+        figure.axes[2].axhline(threshold, color="tab:red", ls=":", lw=1, label=solved)
+        figure.axes[2].legend(fontsize=8, loc="lower right")
     return figure
 
 

@@ -14,6 +14,7 @@ import torch
 import dqn
 from beyond import UsageError, tensorboard
 from beyond.evaluation import eval_env_id
+from beyond.tasks import TASKS, run_settings, task_for, threshold_of
 
 # The standard task, learned from its own reward with the known fixes: what both presets share.
 STANDARD_TASK = dict(
@@ -32,29 +33,8 @@ STANDARD_TASK = dict(
 # Presets: sets of defaults (see docs/going-further.md and docs/pixels.md).
 PRESETS = {
     "blog": {},
-    # The tail study's best trial (bench/tune.py; bench/results/tune_tail/tune_best.json; a test keeps them equal)
-    "tuned": dict(
-        STANDARD_TASK,
-        lr=0.00988116445361195,
-        batch_size=64,
-        hidden=256,
-        gamma=0.98,
-        target_replace_iter=50,
-        learning_starts=500,
-        memory_capacity=20_000,
-        epsilon_end=1.0,
-        epsilon_steps=5000,
-        double=False,
-        huber=True,
-        grad_clip=10.0,
-        n_step=5,
-        dueling=False,
-        prioritized=True,
-        per_alpha=0.8,
-        replay_ratio=2,
-        eval_every=1000,
-        max_env_steps=100_000,
-    ),
+    # CartPole's row of the task table (beyond/tasks.py); --env picks another row's
+    "tuned": dict(STANDARD_TASK, **run_settings(TASKS["CartPole-v1"]), **TASKS["CartPole-v1"].tuned),
     # --pixels: from screen images (beyond/pixels.py); the screens and the protocol of
     # bench/pixel_protocol.py chose the view, the reward and n_step (docs/pixels.md)
     "pixels": dict(
@@ -294,8 +274,20 @@ def parse_args(argv=None):
     parser = build_parser()
     first, _ = parser.parse_known_args(argv)
     preset = first.preset or ("pixels" if first.pixels else "blog")
-    parser.set_defaults(**PRESETS[preset], preset=preset)
+    parser.set_defaults(**preset_defaults(preset, first.env), preset=preset)
     return validate_args(parser.parse_args(argv))
+
+
+def preset_defaults(preset, env_id):
+    """The preset's values on env_id: --preset tuned takes that env's row of the task table, and
+    a preset that stops early stops at that env's threshold (none where gymnasium has none)."""
+    task = task_for(env_id or "")
+    if preset == "tuned" and task:
+        return dict(STANDARD_TASK, **run_settings(task), **task.tuned)
+    defaults = PRESETS[preset]
+    if env_id and "early_stop" in defaults:
+        return dict(defaults, early_stop=threshold_of(eval_env_id(env_id)))
+    return defaults
 
 
 POSITIVE_INTS = [
@@ -403,6 +395,8 @@ def check_env(env_id, reward):
     """The env must exist, have a discrete action space, and (for --reward shaped) be a CartPole."""
     try:
         env = dqn.make_env(env_id, unwrapped=False)
+    except gym.error.DependencyNotInstalled as e:
+        raise UsageError(f"--env {env_id} needs {missing_extra(e)}") from None
     except gym.error.Error as e:
         raise UsageError(f"--env: unknown or unusable env id {env_id!r} ({e})") from None
     try:
@@ -417,6 +411,14 @@ def check_env(env_id, reward):
             raise UsageError(f"--reward shaped needs a CartPole env, not {env_id}; use --reward env")
     finally:
         env.close()
+
+
+def missing_extra(error):
+    """What to install for an env whose package is missing: gymnasium's extra, named in its message."""
+    for extra in ("box2d", "mujoco", "atari", "toy-text"):
+        if extra.replace("-", "_") in str(error).lower() or extra in str(error).lower():
+            return f'{extra}: pip install "gymnasium[{extra}]"'
+    return f"a package that is not installed ({str(error).splitlines()[0]})"
 
 
 def check_writable_folder(flag, folder):

@@ -107,6 +107,14 @@ def add_value_panel(figure, evals):
     checked = [e for e in evals if "q_estimate" in e]
     if len(checked) < 2:
         return figure
+    ax = draw_values(append_panel(figure), checked, {**VALUE_LABELS, "y": "discounted return"})
+    ax.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def append_panel(figure):
+    """A new panel below figure's, the figure taller by one panel's height; returns its axes."""
     from matplotlib.gridspec import GridSpec
 
     axes = figure.axes
@@ -115,10 +123,7 @@ def add_value_panel(figure, evals):
         ax.set_subplotspec(grid[i])
     width, height = figure.get_size_inches()
     figure.set_size_inches(width, height * (len(axes) + 1) / len(axes))
-    ax = draw_values(figure.add_subplot(grid[len(axes)]), checked, {**VALUE_LABELS, "y": "discounted return"})
-    ax.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return figure
+    return figure.add_subplot(grid[len(axes)])
 
 
 def value_figure(values, labels=None):

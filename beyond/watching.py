@@ -8,6 +8,7 @@ import contextlib
 import functools
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -27,7 +28,7 @@ PLAYER_MARGIN = 88  # blank rows below each MP4 frame: a player's controls and t
 FRAMES_HEIGHT = 56  # a pixel agent's frame stack, below the panel
 CAPTION_HEIGHT = 32  # above each part of the learning video
 GIF_PART_FRAMES = 80  # a learning GIF keeps at most this many (every other) frames of each part
-GREY, BLUE, ORANGE, RED = (150, 150, 150), (90, 120, 170), (230, 120, 20), (200, 40, 40)
+GREY, BLUE, ORANGE, RED, GREEN = (150, 150, 150), (90, 120, 170), (230, 120, 20), (200, 40, 40), (40, 150, 60)
 
 
 def watch(agent, args, run_dir, env_id, reward, title):
@@ -56,18 +57,85 @@ def q_values(agent, s):
         return agent.eval_net(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device)[None])[0].cpu().numpy()
 
 
+def cartpole_gauges(s, base):
+    """The cart's position and the pole's angle (from the env's own state), between their failure limits."""
+    x, theta = float(base.state[0]), float(base.state[2])
+    x_limit, theta_limit = base.x_threshold, base.theta_threshold_radians
+    return [
+        Gauge("cart x", x, -x_limit, x_limit, (), "{:+.2f} m", goal=False),
+        Gauge("pole", np.degrees(theta), -np.degrees(theta_limit), np.degrees(theta_limit), (), "{:+.1f}°", goal=False),
+    ]
+
+
+def acrobot_gauges(s, base):
+    """How high the tip is, against the line it must reach, and the first joint's speed."""
+    cos1, sin1, cos2, sin2 = s[:4]
+    tip = -cos1 - (cos1 * cos2 - sin1 * sin2)
+    return [
+        Gauge("tip height", float(tip), -2.0, 2.0, (1.0,), "{:+.2f}"),
+        Gauge("joint 1 speed", float(s[4]), -4 * np.pi, 4 * np.pi, (), "{:+.1f}"),
+    ]
+
+
+def mountain_car_gauges(s, base):
+    """The car's position against the flag, and its velocity."""
+    return [
+        Gauge("position", float(s[0]), base.min_position, base.max_position, (base.goal_position,), "{:+.2f}"),
+        Gauge("velocity", float(s[1]), -base.max_speed, base.max_speed, (), "{:+.3f}"),
+    ]
+
+
+def lunar_lander_gauges(s, base):
+    """Where the lander is across, against the pad's flags, and how far it leans."""
+    return [
+        Gauge("x", float(s[0]), -1.0, 1.0, (-0.2, 0.2), "{:+.2f}"),
+        Gauge("tilt", float(np.degrees(s[4])), -90.0, 90.0, (), "{:+.0f}°"),
+    ]
+
+
+@dataclass
+class Gauge:
+    """One readout of the state: a value on a scale from low to high, with marks (a goal, or failure limits)."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    marks: tuple  # where to get to (green)
+    fmt: str
+    goal: bool = True  # False: the scale's ends are failure limits (red), as on CartPole
+
+
+# Each env family: (the names of its actions, the readouts of its state that make sense).
+READOUTS = {
+    "CartPole": (["push left", "push right"], cartpole_gauges),
+    "Acrobot": (["torque -1", "no torque", "torque +1"], acrobot_gauges),
+    "MountainCar": (["push left", "no push", "push right"], mountain_car_gauges),
+    "LunarLander": (["nothing", "left engine", "main engine", "right engine"], lunar_lander_gauges),
+}
+
+
+def readouts_for(env):
+    """READOUTS' row for the env (by its id's family, or CartPole's by its state), or None."""
+    spec = env.unwrapped.spec
+    family = spec.id.split("-")[0] if spec else None
+    if hasattr(env.unwrapped, "theta_threshold_radians"):
+        family = "CartPole"
+    return READOUTS.get(family)
+
+
 def panel_values(agent, env, s, step, episode=None, episodes=None):
-    """What the panel shows for state s: Q-values, the greedy action, step, episode and, on CartPole, x and theta."""
+    """What the panel shows for state s: Q-values, the greedy action, step, episode and the env's readouts."""
     q = q_values(agent, s)
-    base = env.unwrapped
-    cartpole = hasattr(base, "theta_threshold_radians")
-    values = dict(q=q, action=int(np.argmax(q)), step=step, episode=episode, episodes=episodes, cart=None, pole=None)
-    values["names"] = ["push left", "push right"] if cartpole else [f"action {a}" for a in range(len(q))]
-    if cartpole and base.state is not None:
-        values["cart"] = (float(base.state[0]), base.x_threshold)
-        values["pole"] = (float(base.state[2]), base.theta_threshold_radians)
-    if np.asarray(s).ndim == 3:  # a stack of frames: show what the network sees
+    values = dict(q=q, action=int(np.argmax(q)), step=step, episode=episode, episodes=episodes, gauges=[])
+    readouts = readouts_for(env)
+    names, gauges = readouts if readouts and len(readouts[0]) == len(q) else (None, None)
+    values["names"] = names or [f"action {a}" for a in range(len(q))]
+    if np.asarray(s).ndim == 3:  # a stack of frames: show what the network sees; the gauges read the env's state
         values["frames"] = np.asarray(s)
+    state = None if np.asarray(s).ndim == 3 else np.asarray(s)
+    if gauges and (state is not None or gauges is cartpole_gauges) and getattr(env.unwrapped, "state", 0) is not None:
+        values["gauges"] = gauges(state, env.unwrapped)
     return values
 
 
@@ -108,22 +176,26 @@ def draw_q_bars(draw, font, values, x, y, width):
 
 
 def draw_status(draw, font, values, x, y, width):
-    """The step and episode; on CartPole the cart's position and the pole's angle against their limits."""
+    """The step and episode, then the env's readouts as gauges between their limits or towards their goal."""
     text = f"step {values['step']}"
     if values["episode"] is not None:
         text += f"    episode {values['episode']} of {values['episodes']}"
     draw.text((x, y), text, fill="black", font=font)
-    gauges = [("cart x", values["cart"], "{:+.2f} m", 1.0), ("pole", values["pole"], "{:+.1f}°", 180 / np.pi)]
-    for i, (name, gauge, fmt, scale) in enumerate(g for g in gauges if g[1] is not None):
-        value, limit = gauge
+    for i, gauge in enumerate(values["gauges"]):
         top = y + 30 + i * 36
-        draw.text((x, top), f"{name} {fmt.format(value * scale)}", fill="black", font=font)
-        left, right, mid = x + 110, x + width - 10, top + 9
+        draw.text((x, top), f"{gauge.name} {gauge.fmt.format(gauge.value)}", fill="black", font=font)
+        left, right, mid = x + 150, x + width - 10, top + 9
+        at = functools.partial(on_scale, gauge, left, right)
         draw.line([(left, mid), (right, mid)], fill=GREY, width=2)
-        for end in (left, right):  # the failure limits
-            draw.line([(end, mid - 7), (end, mid + 7)], fill=RED, width=2)
-        at = left + (right - left) * (np.clip(value / limit, -1, 1) + 1) / 2
-        draw.ellipse([at - 5, mid - 5, at + 5, mid + 5], fill=ORANGE)
+        ends = () if gauge.goal else (gauge.low, gauge.high)  # a failure limit at each end
+        for mark in (*gauge.marks, *ends):
+            draw.line([(at(mark), mid - 7), (at(mark), mid + 7)], fill=GREEN if gauge.goal else RED, width=2)
+        draw.ellipse([at(gauge.value) - 5, mid - 5, at(gauge.value) + 5, mid + 5], fill=ORANGE)
+
+
+def on_scale(gauge, left, right, value):
+    """The x at which value sits on gauge's scale drawn from left to right (clipped to its ends)."""
+    return left + (right - left) * (np.clip(value, gauge.low, gauge.high) - gauge.low) / (gauge.high - gauge.low)
 
 
 def font_of(size, text=""):

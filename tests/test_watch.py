@@ -168,22 +168,57 @@ def test_the_overlay_shows_the_agents_own_q_values_and_greedy_action():
             expected = agent.eval_net(torch.from_numpy(s)).numpy()
         np.testing.assert_allclose(values["q"], expected, rtol=1e-6)
         assert values["action"] == int(np.argmax(expected)) == agent.greedy_action(s)
-        assert values["cart"] == (float(s[0]), env.unwrapped.x_threshold)
-        assert values["pole"] == (float(s[2]), env.unwrapped.theta_threshold_radians)
+        cart, pole = values["gauges"]
+        assert (cart.value, cart.high) == (float(s[0]), env.unwrapped.x_threshold)
+        assert pole.value == pytest.approx(np.degrees(s[2]))
+        assert pole.high == pytest.approx(np.degrees(env.unwrapped.theta_threshold_radians))
         assert (values["step"], values["episode"], values["episodes"]) == (7, 2, 3)
     assert {panel_values(agent, env, s, 0)["action"] for s in states} == {0, 1}  # both actions get highlighted
 
 
-def test_other_envs_get_the_bars_and_the_step_only():
+@pytest.mark.parametrize(
+    "env_id, names, gauges",
+    [
+        ("Acrobot-v1", ["torque -1", "no torque", "torque +1"], ["tip height", "joint 1 speed"]),
+        ("MountainCar-v0", ["push left", "no push", "push right"], ["position", "velocity"]),
+        ("LunarLander-v3", ["nothing", "left engine", "main engine", "right engine"], ["x", "tilt"]),
+    ],
+)
+def test_each_task_gets_its_actions_names_and_its_own_readouts(env_id, names, gauges):
     import dqn
     from beyond.watching import draw_panel, panel_values
 
-    env = dqn.make_env("Acrobot-v1", unwrapped=False, render_mode="rgb_array")
+    env = dqn.make_env(env_id, unwrapped=False, render_mode="rgb_array")
     s, _ = env.reset(seed=0)
-    values = panel_values(dqn.DQN(6, 3, seed=0), env, s, step=1)
-    assert len(values["q"]) == 3 and values["cart"] is None and values["pole"] is None
-    assert values["names"] == ["action 0", "action 1", "action 2"]
-    assert draw_panel(env.render(), values).shape[1:] == (500, 3)
+    values = panel_values(dqn.DQN(len(s), len(names), seed=0), env, s, step=1)
+    assert values["names"] == names and [g.name for g in values["gauges"]] == gauges
+    assert all(g.low <= g.value <= g.high for g in values["gauges"])
+    frame = env.render()
+    assert draw_panel(frame, values).shape[1:] == (frame.shape[1], 3)
+    env.close()
+
+
+def test_the_acrobots_tip_height_is_the_height_the_env_judges():
+    import dqn
+    from beyond.watching import panel_values
+
+    env = dqn.make_env("Acrobot-v1", unwrapped=False)
+    s, _ = env.reset(seed=0)
+    for _ in range(50):
+        s, *_ = env.step(2)
+    theta1, theta2 = env.unwrapped.state[:2]
+    tip = panel_values(dqn.DQN(6, 3, seed=0), env, s, 0)["gauges"][0]
+    assert tip.value == pytest.approx(-np.cos(theta1) - np.cos(theta1 + theta2))  # gymnasium's _terminal()
+
+
+def test_an_env_without_readouts_gets_numbered_actions_and_no_gauges():
+    import dqn
+    from beyond.watching import panel_values
+
+    env = dqn.make_env("CliffWalking-v1", unwrapped=False)
+    s, _ = env.reset(seed=0)
+    values = panel_values(dqn.DQN(1, 4, seed=0), env, np.array([s], np.float32), step=1)
+    assert values["names"] == ["action 0", "action 1", "action 2", "action 3"] and values["gauges"] == []
 
 
 def test_the_panel_is_drawn_below_the_picture_and_leaves_the_picture_alone():
@@ -210,7 +245,7 @@ def test_a_pixel_agents_panel_shows_the_frames_it_sees():
     values = panel_values(agent, env, s, 0)
     frame = env.render()
     drawn = draw_panel(frame, values)
-    assert values["frames"].shape == s.shape and values["cart"] is not None
+    assert values["frames"].shape == s.shape and [g.name for g in values["gauges"]] == ["cart x", "pole"]
     assert drawn.shape[0] == frame.shape[0] + PANEL_HEIGHT + FRAMES_HEIGHT
     assert (drawn[-FRAMES_HEIGHT:] < 128).all(axis=2).sum() > 4 * 20 * 40  # the dark frames, two pixels per pixel
 

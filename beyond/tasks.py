@@ -1,0 +1,180 @@
+"""The tasks the same DQN is taken to, and the settings each is judged and trained with.
+
+One row per env: its threshold (gymnasium's reward_threshold; a test holds them equal), how
+often and on how many episodes a run is evaluated, how many fresh episodes confirm a pass,
+the budget in env steps, a random policy's return (what "never learned" is measured
+against), and the values --preset tuned uses on it. The judge
+(bench/judge.py), the tuner, the ablation and dqn.py's early stop all read this table.
+"""
+
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    threshold: float  # a greedy evaluation's mean at or above this is a pass
+    eval_every: int  # env steps between greedy evaluations
+    eval_episodes: int
+    confirm_episodes: int  # fresh episodes that a pass must pass again on
+    budget: int  # env steps a judged seed may take
+    random_return: float  # a uniformly random policy's mean return (a test measures it on 100 episodes)
+    tuned: dict = field(default_factory=dict)  # --preset tuned's values on this env, on top of the standard task
+
+
+# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms were each tuner's first trial; a
+# test keeps each row's tuned values equal to its study's best (bench/results/tune_<env>/).
+TASKS = {
+    task.env_id: task
+    for task in [
+        Task(
+            "CartPole-v1",
+            475.0,
+            eval_every=1000,
+            eval_episodes=20,
+            confirm_episodes=100,
+            budget=50_000,
+            random_return=25.0,
+            # the tail study's best trial (bench/results/tune_tail/tune_best.json)
+            tuned=dict(
+                lr=0.00988116445361195,
+                batch_size=64,
+                hidden=256,
+                gamma=0.98,
+                target_replace_iter=50,
+                learning_starts=500,
+                memory_capacity=20_000,
+                epsilon_end=1.0,
+                epsilon_steps=5000,
+                double=False,
+                huber=True,
+                grad_clip=10.0,
+                n_step=5,
+                dueling=False,
+                prioritized=True,
+                per_alpha=0.8,
+                replay_ratio=2,
+            ),
+        ),
+        Task(
+            "Acrobot-v1",
+            -100.0,
+            eval_every=2000,
+            eval_episodes=20,
+            confirm_episodes=100,
+            budget=100_000,
+            random_return=-500.0,
+            tuned=dict(
+                lr=6.3e-4,
+                batch_size=128,
+                hidden=256,
+                gamma=0.99,
+                target_replace_iter=250,
+                learning_starts=1000,
+                memory_capacity=50_000,
+                epsilon_end=0.9,
+                epsilon_steps=12_000,
+                double=False,
+                huber=True,
+                grad_clip=10.0,
+                n_step=1,
+                dueling=False,
+                prioritized=False,
+                replay_ratio=1,
+            ),
+        ),
+        Task(
+            "MountainCar-v0",
+            -110.0,
+            eval_every=5000,
+            eval_episodes=20,
+            confirm_episodes=100,
+            budget=150_000,
+            random_return=-200.0,
+            tuned=dict(
+                lr=4e-3,
+                batch_size=128,
+                hidden=256,
+                gamma=0.98,
+                target_replace_iter=300,
+                learning_starts=1000,
+                memory_capacity=10_000,
+                epsilon_end=0.93,
+                epsilon_steps=24_000,
+                train_every=16,
+                replay_ratio=8,
+                double=False,
+                huber=True,
+                grad_clip=10.0,
+                n_step=1,
+                dueling=False,
+                prioritized=False,
+            ),
+        ),
+        Task(
+            "LunarLander-v3",
+            200.0,
+            eval_every=10_000,
+            eval_episodes=20,
+            confirm_episodes=100,
+            budget=500_000,
+            random_return=-190.0,
+            tuned=dict(
+                lr=6.3e-4,
+                batch_size=128,
+                hidden=256,
+                gamma=0.99,
+                target_replace_iter=250,
+                learning_starts=1000,
+                memory_capacity=50_000,
+                epsilon_end=0.9,
+                epsilon_steps=12_000,
+                double=False,
+                huber=True,
+                grad_clip=10.0,
+                n_step=1,
+                dueling=False,
+                prioritized=False,
+                replay_ratio=1,
+            ),
+        ),
+    ]
+}
+
+
+def task_for(env_id):
+    """The row for env_id; CartPole's versions share CartPole-v1's, since they are evaluated on it."""
+    if env_id.startswith("CartPole"):
+        return TASKS["CartPole-v1"]
+    return TASKS.get(env_id)
+
+
+def threshold_of(env_id):
+    """The mean return that counts as solved: the table's, else gymnasium's reward_threshold (None if it has none)."""
+    task = task_for(env_id)
+    if task:
+        return task.threshold
+    try:
+        return gym.spec(env_id).reward_threshold
+    except gym.error.Error:
+        return None
+
+
+def random_return_of(env_id):
+    """A random policy's mean return on env_id, where the table has the env (None elsewhere)."""
+    task = task_for(env_id)
+    return task.random_return if task else None
+
+
+def run_settings(task):
+    """The flags' values that a tuned run on task takes from the table."""
+    return dict(
+        env=task.env_id,
+        early_stop=task.threshold,
+        eval_every=task.eval_every,
+        eval_episodes=task.eval_episodes,
+        confirm_episodes=task.confirm_episodes,
+        max_env_steps=2 * task.budget,
+    )

@@ -1,0 +1,146 @@
+"""The same DQN on the tasks after CartPole: the per-env table, --preset tuned on each, Box2D, the SB3 anchor."""
+
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, headless_env, run_dqn, video_in
+
+sys.path.insert(0, str(ROOT / "bench"))
+import sb3_anchor  # noqa: E402
+import tune  # noqa: E402
+
+from beyond.flags import parse_args  # noqa: E402
+from beyond.tasks import TASKS  # noqa: E402
+
+OTHER_TASKS = ["Acrobot-v1", "MountainCar-v0", "LunarLander-v3"]
+
+
+@pytest.mark.parametrize("env_id", list(TASKS))
+def test_each_tasks_threshold_is_gymnasiums(env_id):
+    assert TASKS[env_id].threshold == gym.spec(env_id).reward_threshold
+
+
+@pytest.mark.parametrize("env_id", list(TASKS))
+def test_each_tasks_random_return_is_what_a_random_policy_gets(env_id):
+    env = gym.make(env_id)
+    returns = []
+    for episode in range(100):
+        env.reset(seed=episode)
+        env.action_space.seed(episode)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    assert np.mean(returns) == pytest.approx(TASKS[env_id].random_return, abs=0.1 * abs(TASKS[env_id].random_return))
+
+
+@pytest.mark.parametrize("env_id", OTHER_TASKS)
+def test_preset_tuned_on_a_task_takes_its_row(env_id):
+    task, args = TASKS[env_id], parse_args(["--preset", "tuned", "--env", env_id])
+    assert (args.early_stop, args.eval_every, args.confirm_episodes) == (
+        task.threshold,
+        task.eval_every,
+        task.confirm_episodes,
+    )
+    assert all(getattr(args, name) == value for name, value in task.tuned.items())
+    assert parse_args(["--preset", "tuned", "--env", env_id, "--early-stop", "-1"]).early_stop == -1
+
+
+def test_preset_tuned_without_env_stays_cartpoles():
+    args = parse_args(["--preset", "tuned"])
+    assert args.env == "CartPole-v1" and args.early_stop == 475 and args.lr == TASKS["CartPole-v1"].tuned["lr"]
+
+
+def test_a_preset_that_stops_early_stops_at_the_envs_threshold():
+    assert parse_args(["--preset", "pixels"]).early_stop == 475
+    assert parse_args(["--preset", "tuned", "--env", "CartPole-v0"]).early_stop == 475  # evaluated on v1
+    assert parse_args(["--env", "Acrobot-v1", "--reward", "env"]).early_stop is None  # the blog's runs do not stop
+
+
+@pytest.mark.parametrize("env_id", OTHER_TASKS)
+def test_each_task_trains_saves_plays_back_and_records(tmp_path, env_id):
+    # A threshold every evaluation passes: the early stop must use it, confirm it, and stop there.
+    flags = ["--preset", "tuned", "--env", env_id, "--learning-starts", "100", "--memory-capacity", "1000"]
+    flags += ["--eval-every", "200", "--eval-episodes", "1", "--confirm-episodes", "1", "--early-stop", "-10000"]
+    flags += ["--seed", "0", "--watch", "1", "--snapshots", "2", "--run-name", "run", "--no-show"]
+    result = run_dqn(*flags, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "early stop: greedy eval" in result.stdout and ">= -10000.0 after 200 env steps" in result.stdout
+    run_dir = tmp_path / "runs" / "run"
+    assert video_in(run_dir, "agent") and video_in(run_dir, "learning")
+    played = run_dqn("--play", run_dir / "model.pt", "--watch", "1", "--video", tmp_path / "again.gif", cwd=tmp_path)
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert (tmp_path / "again.gif").stat().st_size > 0
+    assert env_id in result.stdout  # the plot and the messages name the env
+
+
+def test_the_tuned_early_stop_on_a_task_uses_its_threshold_and_confirms(tmp_path):
+    result = run_dqn(
+        *("--preset", "tuned", "--env", "Acrobot-v1", "--max-env-steps", "2500", "--eval-episodes", "2"),
+        *("--seed", "0", "--watch", "0", "--snapshots", "0", "--no-show"),
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "eval @ 2000 env steps" in result.stdout  # the task's own cadence
+    assert "early stop" not in result.stdout  # -100 is not reached in 2,500 steps
+
+
+def test_lunar_lander_without_box2d_is_a_one_line_error(tmp_path):
+    import subprocess
+
+    hide_box2d = f"import sys, runpy; sys.path.insert(0, {str(ROOT)!r}); sys.modules['Box2D'] = None; "
+    hide_box2d += "sys.argv = ['dqn.py', *sys.argv[1:]]; "
+    hide_box2d += f"runpy.run_path({str(ROOT / 'dqn.py')!r}, run_name='__main__')"
+    result = subprocess.run(
+        [sys.executable, "-c", hide_box2d, "--preset", "tuned", "--env", "LunarLander-v3"],
+        cwd=tmp_path,
+        env=headless_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == 'dqn.py: error: --env LunarLander-v3 needs box2d: pip install "gymnasium[box2d]"'
+
+
+def rl_zoo_values():
+    """bench/rl_zoo3-2.9.2-dqn.yml: rl-baselines3-zoo 2.9.2's hyperparams/dqn.yml, as shipped in its wheel."""
+    return yaml.safe_load((ROOT / "bench" / "rl_zoo3-2.9.2-dqn.yml").read_text())
+
+
+@pytest.mark.parametrize("env_id", list(TASKS))
+def test_the_sb3_anchor_runs_rl_zoos_values(env_id):
+    zoo = dict(rl_zoo_values()[env_id])
+    assert sb3_anchor.ZOO_STEPS[env_id] == zoo.pop("n_timesteps") and zoo.pop("policy") == "MlpPolicy"
+    zoo["policy_kwargs"] = eval(zoo["policy_kwargs"], {"dict": dict})  # the zoo writes it as Python source
+    assert sb3_anchor.ZOO[env_id] == zoo
+
+
+def test_each_tuner_starts_from_rl_zoos_values_in_dqn_pys_terms():
+    zoo = rl_zoo_values()
+    for env_id, start in tune.RL_ZOO_START.items():
+        z = zoo[env_id]
+        assert (start["lr"], start["batch_size"], start["gamma"]) == (z["learning_rate"], z["batch_size"], z["gamma"])
+        assert start["memory_capacity"] == z["buffer_size"]
+        assert start["epsilon_end"] == pytest.approx(1 - z["exploration_final_eps"])
+        assert start["epsilon_steps"] == pytest.approx(z["exploration_fraction"] * z["n_timesteps"])
+        learn_steps_per_env_step = start["replay_ratio"] / start.get("train_every", 1)
+        zoo_learn_steps = (z["gradient_steps"] if z["gradient_steps"] > 0 else z["train_freq"]) / z["train_freq"]
+        assert learn_steps_per_env_step == zoo_learn_steps
+        assert start["target_replace_iter"] == z["target_update_interval"] * zoo_learn_steps
+
+
+def test_a_tuner_trial_keeps_its_first_trials_values_among_the_choices():
+    import optuna
+
+    study = optuna.create_study()
+    study.enqueue_trial(tune.RL_ZOO_START["MountainCar-v0"])
+    trial = study.ask()
+    assert tune.suggest(trial, tune.RL_ZOO_START["MountainCar-v0"]) == tune.RL_ZOO_START["MountainCar-v0"]
