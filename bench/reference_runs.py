@@ -14,6 +14,7 @@ in, beyond/reference_runs/<name>.json is written: the file dqn.py reads.
     python bench/reference_runs.py blog tuned             # seeds 0-29, one per core
     python bench/reference_runs.py pixels                 # from bench/results/pixel_protocol
     python bench/reference_runs.py --check                # which reference files are stale
+    python bench/reference_runs.py --figure               # docs/reference_bands.png, every reference's band
 """
 
 import argparse
@@ -32,7 +33,7 @@ from judge import REPORT_SEEDS, in_pool, seed_list  # noqa: E402
 
 from beyond.cli import build, train_with_hooks  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
-from beyond.reference import REFERENCE_DIR, outcome_of, settings_of  # noqa: E402
+from beyond.reference import REFERENCE_DIR, draw_band, load_references, outcome_of, settings_of  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "reference"
 REFERENCES = {  # name: the flags a learner gives dqn.py
@@ -128,6 +129,29 @@ def write_reference(name, runs, made_by):
     return path
 
 
+def figure(path=ROOT / "docs" / "reference_bands.png"):
+    """One panel per reference file: the band a run of it is drawn against, and each reference run's curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    references = load_references()
+    fig, axes = plt.subplots(len(references), 1, figsize=(8, 2.6 * len(references)), squeeze=False)
+    for ax, ref in zip(axes[:, 0], references.values(), strict=True):
+        for run in ref["runs"]:
+            steps, means = zip(*run["curve"], strict=True)
+            ax.plot(steps, means, color="tab:blue", lw=0.5, alpha=0.35)
+        draw_band(ax, ref).legend(fontsize=8, loc="lower right")
+        measure = "the video's snapshots" if not ref["settings"]["eval_every"] else "periodic evaluations"
+        ax.set_title(f"`{ref['command']}`: {len(ref['runs'])} seeds, greedy return of {measure}", fontsize=10)
+        ax.set_ylabel("greedy return")
+    axes[-1, 0].set_xlabel("env steps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
 def stale():
     """The reference files whose settings are no longer what their flags give."""
     return [
@@ -143,6 +167,7 @@ def main():
     p.add_argument("--seeds", type=seed_list, default=list(REPORT_SEEDS), help="state presets' seeds (default 0-29)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
     p.add_argument("--check", action="store_true", help="list the stale reference files and exit 1 if any")
+    p.add_argument("--figure", action="store_true", help="then draw docs/reference_bands.png from every reference")
     args = p.parse_args()
     unknown = set(args.names) - set(REFERENCES)
     if unknown:
@@ -158,6 +183,8 @@ def main():
             runs = run_reference(name, args.seeds, args.jobs)
             made_by = f"python bench/reference_runs.py {name} --seeds {args.seeds[0]}-{args.seeds[-1]}"
         print(f"wrote {write_reference(name, runs, made_by)} ({len(runs)} runs)")
+    if args.figure:
+        print(f"wrote {figure()}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ PLOT = {
     "episode": "回合",
 }
 VALUES = dict(believes="网络认为的价值", gets="实际得到的回报", x="环境步数", y="折扣后的塑形回报")
+PLACEMENT = dict(
+    final="最终贪心回报 {final:.1f}：高于 `{command}` 的 {n} 次参考运行中的 {below} 次（中位数 {median:.1f}）",
+    no_reference="这些设置没有参考运行，没有可比较的对象（docs/normal-run.zh-CN.md 列出了有参考运行的设置）",
+)
+BAND = dict(band="{n} 次参考运行：中位数与 10%–90% 区间", run="这次运行", y="学习视频各副本的贪心回报", x="环境步数")
 CAPTION = "{env_steps:,} 个环境步之后（第 {episode} 回合）：贪心回报 {total:.0f}"
 INSTALL_A_FONT = (
     "没有找到中文字体，图和视频里的文字保持英文。"

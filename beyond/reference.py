@@ -44,12 +44,12 @@ def settings_of(args):
     return {name: getattr(args, name) for name in RUN_SETTINGS}
 
 
-def load_references(folder=REFERENCE_DIR):
-    """Every reference file in folder, {name: its dict}."""
-    return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))}
+def load_references(folder=None):
+    """Every reference file in folder (default REFERENCE_DIR), {name: its dict}."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder or REFERENCE_DIR).glob("*.json"))}
 
 
-def matching(args, folder=REFERENCE_DIR):
+def matching(args, folder=None):
     """The reference whose settings equal the run's, or None."""
     settings = json.loads(json.dumps(settings_of(args)))  # tuples and numpy scalars as JSON has them
     return next((ref for ref in load_references(folder).values() if ref["settings"] == settings), None)
@@ -91,7 +91,38 @@ def snapshot_curve(agent, moments, args):
 # ---------------------------------------------------------------------------------------
 # The run among its references
 # ---------------------------------------------------------------------------------------
-def placement(outcome, reference):
+BAND_LABELS = dict(
+    band="{n} reference runs: median, 10-90%",
+    run="this run",
+    y="greedy return of the video's snapshots",
+    x="env steps",
+)
+
+
+PLACEMENT = dict(
+    final="final greedy return {final:.1f}: above {below} of {n} reference runs of `{command}` (median {median:.1f})",
+    no_reference=NO_REFERENCE,
+)
+
+
+def place_run(agent, records, moments, flags, seed, words=PLACEMENT, labels=None):
+    """For the notebook: a run of the blog's train() with dqn.py's flags, placed among its references.
+
+    Returns the placement line and the figure of its snapshots over the band (None without a reference).
+    """
+    from beyond.flags import parse_args
+
+    args = parse_args([*flags, "--seed", str(seed)])
+    reference = matching(args)
+    if reference is None:
+        return words["no_reference"], None
+    final = evaluate(agent, args.eval_episodes, args.eval_env, seed=eval_seed(seed))["mean"]
+    curve = snapshot_curve(agent, moments, args)
+    outcome = dict(curve=curve, solved_at=None, final_return=final, env_steps=records[-1]["env_steps"])
+    return placement(outcome, reference, words), reference_figure(curve, reference, labels or BAND_LABELS)
+
+
+def placement(outcome, reference, words=PLACEMENT):
     """One line that places the run among the reference runs (solved at, or final greedy return)."""
     runs, command = reference["runs"], reference["command"]
     if stops_early(reference["settings"]):
@@ -111,10 +142,9 @@ def placement(outcome, reference):
     if outcome["final_return"] is None:
         return f"no final evaluation to place among the reference runs of `{command}`"
     finals = [r["final_return"] for r in runs]
-    below = sum(f < outcome["final_return"] for f in finals)
-    return (
-        f"final greedy return {outcome['final_return']:.1f}: above {below} of {len(runs)} reference runs of "
-        f"`{command}` (median {np.median(finals):.1f})"
+    final, median = outcome["final_return"], float(np.median(finals))
+    return words["final"].format(
+        final=final, below=sum(f < final for f in finals), n=len(runs), command=command, median=median
     )
 
 
@@ -136,14 +166,6 @@ def band(reference, grid=None):
     ok = ~np.isnan(values).all(axis=0)
     low, median, high = np.nanpercentile(values[:, ok], [10, 50, 90], axis=0)
     return grid[ok], low, median, high
-
-
-BAND_LABELS = dict(
-    band="{n} reference runs: median, 10-90%",
-    run="this run",
-    y="greedy return of the video's snapshots",
-    x="env steps",
-)
 
 
 def draw_band(ax, reference, labels=BAND_LABELS):

@@ -24,8 +24,9 @@ class Task:
     tuned: dict = field(default_factory=dict)  # --preset tuned's values on this env, on top of the standard task
 
 
-# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms were each tuner's first trial; a
-# test keeps each row's tuned values equal to its study's best (bench/results/tune_<env>/).
+# Each row's tuned values: its study's best trial (bench/tune.py --env; bench/results/tune_<env>/),
+# which started from rl-zoo's values in dqn.py's terms; where no study has run yet, those
+# values themselves. A test keeps them equal.
 TASKS = {
     task.env_id: task
     for task in [
@@ -67,22 +68,23 @@ TASKS = {
             budget=100_000,
             random_return=-500.0,
             tuned=dict(
-                lr=6.3e-4,
-                batch_size=128,
-                hidden=256,
-                gamma=0.99,
-                target_replace_iter=250,
-                learning_starts=1000,
-                memory_capacity=50_000,
+                lr=0.0020554062603827007,
+                batch_size=32,
+                hidden=128,
+                gamma=0.98,
+                target_replace_iter=200,
+                learning_starts=2000,
+                memory_capacity=5000,
                 epsilon_end=0.9,
-                epsilon_steps=12_000,
-                double=False,
+                epsilon_steps=1000,
+                double=True,
                 huber=True,
                 grad_clip=10.0,
                 n_step=1,
                 dueling=False,
-                prioritized=False,
-                replay_ratio=1,
+                prioritized=True,
+                replay_ratio=4,
+                per_alpha=0.6,
             ),
         ),
         Task(

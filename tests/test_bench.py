@@ -160,7 +160,7 @@ def test_the_tuned_preset_is_the_studys_best_trial():
 def test_an_ablation_rerun_skips_the_seeds_it_has(tmp_path, monkeypatch):
     calls = []
 
-    def fake_judge(flags, seed, budget):
+    def fake_judge(flags, seed, budget, env_id="CartPole-v1"):
         calls.append(seed)
         return dict(seed=seed, solved_at=None, confirm_mean=None, env_steps=budget, wall_s=0.0, evals=[])
 
@@ -178,7 +178,7 @@ def test_a_result_of_the_earlier_rule_whose_pass_did_not_confirm_is_judged_again
     assert sorted(ablation.load(tmp_path, "blog")) == [1]
     calls = []
 
-    def fake_judge(flags, seed, budget):
+    def fake_judge(flags, seed, budget, env_id="CartPole-v1"):
         calls.append(seed)
         return dict(seed=seed, solved_at=6000, confirm_mean=480.0, unconfirmed=[(4000, 490.0, 446.9)], wall_s=0.0)
 

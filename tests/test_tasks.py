@@ -1,5 +1,6 @@
 """The same DQN on the tasks after CartPole: the per-env table, --preset tuned on each, Box2D, the SB3 anchor."""
 
+import json
 import sys
 
 import gymnasium as gym
@@ -144,3 +145,10 @@ def test_a_tuner_trial_keeps_its_first_trials_values_among_the_choices():
     study.enqueue_trial(tune.RL_ZOO_START["MountainCar-v0"])
     trial = study.ask()
     assert tune.suggest(trial, tune.RL_ZOO_START["MountainCar-v0"]) == tune.RL_ZOO_START["MountainCar-v0"]
+
+
+@pytest.mark.parametrize("env_id", OTHER_TASKS)
+def test_each_tasks_tuned_values_are_its_studys_best_or_rl_zoos_before_one(env_id):
+    best = ROOT / "bench" / "results" / f"tune_{env_id}" / "tune_best.json"
+    chosen = json.loads(best.read_text())["params"] if best.exists() else tune.RL_ZOO_START[env_id]
+    assert TASKS[env_id].tuned == chosen
