@@ -1,7 +1,7 @@
 # Every figure and number in the READMEs and docs/ comes from one of these targets.
 PY ?= python
 
-.PHONY: test lint notebooks figures speed notebook-speed ablation why resume-cost tune extension-cost pixels links bench all
+.PHONY: test lint notebooks figures speed notebook-speed references ablation why resume-cost tune extension-cost pixels links bench all
 test:
 	$(PY) -m pytest
 
@@ -21,6 +21,9 @@ speed:              ## bench/results/speed.md: dqn.py vs the blog's literal code
 
 notebook-speed:     ## bench/results/notebook_speed.md: dqn.ipynb's training cell vs python dqn.py
 	$(PY) bench/notebook_speed.py
+
+references:         ## beyond/reference_runs/*.json and docs/reference_bands.png: the runs a learner's run is placed among (resumes)
+	$(PY) bench/reference_runs.py blog tuned pixels --figure
 
 ablation:           ## bench/results/ablation.md and ablation.png: every row judged on seeds 0-9 (resumes)
 	$(PY) bench/ablation.py
@@ -48,6 +51,6 @@ pixels:             ## bench/results/pixel_protocol*: the screens and the protoc
 links:              ## point the dqn.py#L and beyond/*.py#L links of the READMEs and docs/ at the right lines
 	$(PY) bench/readme_links.py
 
-bench: figures speed notebook-speed extension-cost tune ablation why pixels
+bench: figures speed notebook-speed extension-cost tune ablation why pixels references
 
 all: bench links lint test

@@ -64,20 +64,9 @@ ZOO = {
         exploration_final_eps=0.07,
         policy_kwargs=dict(net_arch=[256, 256]),
     ),
-    "LunarLander-v3": dict(
-        learning_rate=6.3e-4,
-        batch_size=128,
-        buffer_size=50_000,
-        learning_starts=0,
-        gamma=0.99,
-        target_update_interval=250,
-        train_freq=4,
-        gradient_steps=-1,
-        exploration_fraction=0.12,
-        exploration_final_eps=0.1,
-        policy_kwargs=dict(net_arch=[256, 256]),
-    ),
+    "LunarLander-v3": None,  # the same values as Acrobot-v1's
 }
+ZOO["LunarLander-v3"] = ZOO["Acrobot-v1"]
 ZOO_STEPS = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 120_000, "LunarLander-v3": 100_000}
 
 

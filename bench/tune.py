@@ -44,7 +44,7 @@ import optuna
 from judge import judge, seed_list
 from optuna.trial import TrialState
 
-from beyond.tasks import TASKS
+from beyond.tasks import RL_ZOO_START, TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -164,42 +164,6 @@ PREVIOUS_PRESET = dict(
     dueling=False,
     prioritized=False,
 )
-
-
-ZOO_ACROBOT_LUNAR = dict(  # rl-zoo's Acrobot-v1 and LunarLander-v3 values share everything
-    lr=6.3e-4,
-    batch_size=128,
-    hidden=256,  # one hidden layer of 256, where SB3 has two
-    gamma=0.99,
-    target_replace_iter=250,  # 250 env steps at one learn step each
-    learning_starts=1000,  # the zoo's 0; dqn.py waits for a few batches' worth of rows
-    memory_capacity=50_000,
-    epsilon_end=0.9,  # greedy probability: the zoo's final epsilon 0.1
-    epsilon_steps=12_000,  # exploration_fraction 0.12 of 100,000
-    double=False,
-    huber=True,
-    grad_clip=10.0,
-    n_step=1,
-    dueling=False,
-    prioritized=False,
-    replay_ratio=1,  # train_freq 4 with gradient_steps -1: one learn step per env step
-)
-# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms: each env's first trial.
-RL_ZOO_START = {
-    "Acrobot-v1": ZOO_ACROBOT_LUNAR,
-    "MountainCar-v0": dict(
-        ZOO_ACROBOT_LUNAR,
-        lr=4e-3,
-        gamma=0.98,
-        target_replace_iter=300,  # 600 env steps at half a learn step each
-        memory_capacity=10_000,
-        epsilon_end=0.93,
-        epsilon_steps=24_000,  # 0.2 of 120,000
-        train_every=16,
-        replay_ratio=8,  # train_freq 16, gradient_steps 8
-    ),
-    "LunarLander-v3": ZOO_ACROBOT_LUNAR,
-}
 
 
 def first_trial(args):

@@ -24,6 +24,41 @@ class Task:
     tuned: dict = field(default_factory=dict)  # --preset tuned's values on this env, on top of the standard task
 
 
+ZOO_ACROBOT_LUNAR = dict(  # rl-zoo's Acrobot-v1 and LunarLander-v3 values share everything
+    lr=6.3e-4,
+    batch_size=128,
+    hidden=256,  # one hidden layer of 256, where SB3 has two
+    gamma=0.99,
+    target_replace_iter=250,  # 250 env steps at one learn step each
+    learning_starts=1000,  # the zoo's 0; dqn.py waits for a few batches' worth of rows
+    memory_capacity=50_000,
+    epsilon_end=0.9,  # greedy probability: the zoo's final epsilon 0.1
+    epsilon_steps=12_000,  # exploration_fraction 0.12 of 100,000
+    double=False,
+    huber=True,
+    grad_clip=10.0,
+    n_step=1,
+    dueling=False,
+    prioritized=False,
+    replay_ratio=1,  # train_freq 4 with gradient_steps -1: one learn step per env step
+)
+# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms: each env's first trial.
+RL_ZOO_START = {
+    "Acrobot-v1": ZOO_ACROBOT_LUNAR,
+    "MountainCar-v0": dict(
+        ZOO_ACROBOT_LUNAR,
+        lr=4e-3,
+        gamma=0.98,
+        target_replace_iter=300,  # 600 env steps at half a learn step each
+        memory_capacity=10_000,
+        epsilon_end=0.93,
+        epsilon_steps=24_000,  # 0.2 of 120,000
+        train_every=16,
+        replay_ratio=8,  # train_freq 16, gradient_steps 8
+    ),
+    "LunarLander-v3": ZOO_ACROBOT_LUNAR,
+}
+
 # Each row's tuned values: its study's best trial (bench/tune.py --env; bench/results/tune_<env>/),
 # which started from rl-zoo's values in dqn.py's terms; where no study has run yet, those
 # values themselves. A test keeps them equal.
@@ -95,25 +130,7 @@ TASKS = {
             confirm_episodes=100,
             budget=150_000,
             random_return=-200.0,
-            tuned=dict(
-                lr=4e-3,
-                batch_size=128,
-                hidden=256,
-                gamma=0.98,
-                target_replace_iter=300,
-                learning_starts=1000,
-                memory_capacity=10_000,
-                epsilon_end=0.93,
-                epsilon_steps=24_000,
-                train_every=16,
-                replay_ratio=8,
-                double=False,
-                huber=True,
-                grad_clip=10.0,
-                n_step=1,
-                dueling=False,
-                prioritized=False,
-            ),
+            tuned=RL_ZOO_START["MountainCar-v0"],
         ),
         Task(
             "LunarLander-v3",
@@ -123,24 +140,7 @@ TASKS = {
             confirm_episodes=100,
             budget=500_000,
             random_return=-190.0,
-            tuned=dict(
-                lr=6.3e-4,
-                batch_size=128,
-                hidden=256,
-                gamma=0.99,
-                target_replace_iter=250,
-                learning_starts=1000,
-                memory_capacity=50_000,
-                epsilon_end=0.9,
-                epsilon_steps=12_000,
-                double=False,
-                huber=True,
-                grad_clip=10.0,
-                n_step=1,
-                dueling=False,
-                prioritized=False,
-                replay_ratio=1,
-            ),
+            tuned=RL_ZOO_START["LunarLander-v3"],
         ),
     ]
 }
