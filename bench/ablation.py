@@ -191,10 +191,8 @@ def comparisons(out, seeds, env_id="CartPole-v1"):
         "|---|---|---|",
     ]
     names = rows_for(env_id)
-    pairs = [*COMPARISONS, *(("tuned", n) for n in names if n.startswith("tuned-no-") and n not in ROWS)]
+    pairs = COMPARISONS if env_id == "CartPole-v1" else [("tuned", n) for n in names if n != "tuned"]
     for name, against in pairs:
-        if name not in names or against not in names:
-            continue
         rows = [[r for s, r in sorted(load(out, n, env_id).items()) if s in seeds] for n in (name, against)]
         if all(rows):
             p, (low, high) = intervals.probability_of_improvement(*map(steps_to_solve, rows))

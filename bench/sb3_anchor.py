@@ -24,6 +24,20 @@ from beyond.tasks import TASKS
 
 # rl-baselines3-zoo 2.9.2, hyperparams/dqn.yml (bench/rl_zoo3-2.9.2-dqn.yml; a test holds them equal):
 # SB3's arguments for each env, and the env steps they were tuned for.
+# rl-zoo gives Acrobot-v1 and LunarLander-v3 the same values
+ZOO_ACROBOT_LUNAR = dict(
+    learning_rate=6.3e-4,
+    batch_size=128,
+    buffer_size=50_000,
+    learning_starts=0,
+    gamma=0.99,
+    target_update_interval=250,
+    train_freq=4,
+    gradient_steps=-1,
+    exploration_fraction=0.12,
+    exploration_final_eps=0.1,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
 ZOO = {
     "CartPole-v1": dict(
         learning_rate=2.3e-3,
@@ -38,19 +52,7 @@ ZOO = {
         exploration_final_eps=0.04,
         policy_kwargs=dict(net_arch=[256, 256]),
     ),
-    "Acrobot-v1": dict(
-        learning_rate=6.3e-4,
-        batch_size=128,
-        buffer_size=50_000,
-        learning_starts=0,
-        gamma=0.99,
-        target_update_interval=250,
-        train_freq=4,
-        gradient_steps=-1,
-        exploration_fraction=0.12,
-        exploration_final_eps=0.1,
-        policy_kwargs=dict(net_arch=[256, 256]),
-    ),
+    "Acrobot-v1": ZOO_ACROBOT_LUNAR,
     "MountainCar-v0": dict(
         learning_rate=4e-3,
         batch_size=128,
@@ -64,9 +66,8 @@ ZOO = {
         exploration_final_eps=0.07,
         policy_kwargs=dict(net_arch=[256, 256]),
     ),
-    "LunarLander-v3": None,  # the same values as Acrobot-v1's
+    "LunarLander-v3": ZOO_ACROBOT_LUNAR,
 }
-ZOO["LunarLander-v3"] = ZOO["Acrobot-v1"]
 ZOO_STEPS = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000, "MountainCar-v0": 120_000, "LunarLander-v3": 100_000}
 
 

@@ -5,6 +5,7 @@ Every bad value is caught here, before any training, as one UsageError line.
 
 import argparse
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -414,10 +415,10 @@ def check_env(env_id, reward):
 
 
 def missing_extra(error):
-    """What to install for an env whose package is missing: gymnasium's extra, named in its message."""
-    for extra in ("box2d", "mujoco", "atari", "toy-text"):
-        if extra.replace("-", "_") in str(error).lower() or extra in str(error).lower():
-            return f'{extra}: pip install "gymnasium[{extra}]"'
+    """What to install for an env whose package is missing: the gymnasium extra that its message names."""
+    extra = re.search(r"gymnasium\[([\w-]+)\]", str(error))
+    if extra:
+        return f'{extra[1]}: pip install "gymnasium[{extra[1]}]"'
     return f"a package that is not installed ({str(error).splitlines()[0]})"
 
 

@@ -183,12 +183,9 @@ def add_reference_band(figure, reference, outcome, labels=BAND_LABELS):
     if panel is None:
         if not outcome["curve"]:
             return figure
-        panel = append_panel(figure)
-        steps, means = zip(*outcome["curve"], strict=True)
-        panel.plot(steps, means, "o-", color="tab:green", label=labels["run"])
-        panel.set_ylabel(labels["y"])
-        panel.set_xlabel(labels["x"])
-    draw_band(panel, reference, labels).legend(fontsize=8, loc="best")
+        draw_run_over_band(append_panel(figure), outcome["curve"], reference, labels)
+    else:
+        draw_band(panel, reference, labels).legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure
 
@@ -198,14 +195,20 @@ def reference_figure(curve, reference, labels=BAND_LABELS):
     import matplotlib.pyplot as plt
 
     figure, ax = plt.subplots(figsize=(8, 3))
+    draw_run_over_band(ax, curve, reference, labels)
+    figure.tight_layout()
+    return figure
+
+
+def draw_run_over_band(ax, curve, reference, labels=BAND_LABELS):
+    """On ax, the run's curve [(env_steps, greedy mean)] in front of the reference band, labelled."""
     if curve:
         steps, means = zip(*curve, strict=True)
         ax.plot(steps, means, "o-", color="tab:green", label=labels["run"])
     draw_band(ax, reference, labels).legend(fontsize=8, loc="best")
     ax.set_xlabel(labels["x"])
     ax.set_ylabel(labels["y"])
-    figure.tight_layout()
-    return figure
+    return ax
 
 
 # ---------------------------------------------------------------------------------------
