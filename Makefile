@@ -1,9 +1,12 @@
 # Every figure and number in the READMEs and docs/ comes from one of these targets.
 PY ?= python
 
-.PHONY: test lint notebooks figures speed notebook-speed references ablation why resume-cost tune extension-cost pixels links bench all
+.PHONY: test fuzz lint notebooks figures speed notebook-speed references ablation why resume-cost tune extension-cost pixels links bench all
 test:
 	$(PY) -m pytest
+
+fuzz:               ## a long, randomly seeded run of the shared-run-folder fuzzing (tests/test_shared_folder.py)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/test_shared_folder.py -k "any_field or any_checkpoint_field" -p no:cacheprovider
 
 notebooks:          ## dqn.ipynb and dqn.zh-CN.ipynb from dqn.py and notebooks/*.md
 	$(PY) notebooks/build.py

@@ -14,6 +14,7 @@ to the preset, delete the files of the rows it affects).
     python bench/ablation.py --rows tuned sb3-zoo --jobs 1       # only these, one seed at a time
     python bench/ablation.py --table-only           # the table and figure from the results so far
     python bench/ablation.py --rows tuned sb3-zoo --out bench/results/wall --wall-ratio   # wall time, alone
+    python bench/ablation.py --env Acrobot-v1 --rows tuned sb3-zoo --seeds 3000-3009 --side-by-side --wall-ratio
 
 Writes bench/results/ablation.md and ablation.png (for other --seeds than the report
 seeds 0-29: ablation_seedsA-B.md and .png).
@@ -113,11 +114,24 @@ def judge_row_seed(task):
     return name, judge(flags, seed, budget, env_id=env_id)
 
 
-def run_rows(out, names, seeds, budget, jobs=1, env_id="CartPole-v1"):
-    """Judge each row's missing seeds, jobs at a time (seed by seed across the rows); append each result when done."""
+def side_by_side(tasks):
+    """Each seed's rows at the same time, one process each, and the next seed only when all have finished."""
+    for seed in dict.fromkeys(task[1] for task in tasks):
+        group = [task for task in tasks if task[1] == seed]
+        yield from in_pool(judge_row_seed, group, len(group))
+
+
+def run_rows(out, names, seeds, budget, jobs=1, env_id="CartPole-v1", paired=False):
+    """Judge each row's missing seeds, jobs at a time (seed by seed across the rows); append each result when done.
+
+    paired: a seed's rows run side by side instead (see side_by_side), so that their wall times compare.
+    """
     tasks = [(name, seed, budget, env_id) for seed in seeds for name in names if seed not in load(out, name, env_id)]
     (out / "judge").mkdir(parents=True, exist_ok=True)
-    results = map(judge_row_seed, tasks) if jobs == 1 else in_pool(judge_row_seed, tasks, jobs)
+    if paired:
+        results = side_by_side(tasks)
+    else:
+        results = map(judge_row_seed, tasks) if jobs == 1 else in_pool(judge_row_seed, tasks, jobs)
     for name, result in results:
         print(f"{name}: {describe(result)}", flush=True)
         with open(row_path(out, name), "a") as f:
@@ -196,7 +210,8 @@ def comparisons(out, seeds, env_id="CartPole-v1"):
         rows = [[r for s, r in sorted(load(out, n, env_id).items()) if s in seeds] for n in (name, against)]
         if all(rows):
             p, (low, high) = intervals.probability_of_improvement(*map(steps_to_solve, rows))
-            lines.append(f"| {names[name][1]} | {names[against][1]} | {p:.2f} [{low:.2f}, {high:.2f}] |")
+            interval = "" if np.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+            lines.append(f"| {names[name][1]} | {names[against][1]} | {p:.2f}{interval} |")
     return "\n".join(lines) + "\n" if len(lines) > 5 else ""  # no pair has both rows: no table
 
 
@@ -207,9 +222,10 @@ def wall_ratio(out, seeds, name="tuned", against="sb3-zoo", env_id="CartPole-v1"
         return ""
     ratio, (low, high) = intervals.ratio_of_medians(*rows)
     names = rows_for(env_id)
+    interval = "one seed, no interval" if np.isnan(low) else f"[{low:.2f}, {high:.2f}] (95% bootstrap interval)"
     return (
-        f"\nMedian wall time per seed, {names[name][1]} over {names[against][1]}: {ratio:.2f} [{low:.2f}, {high:.2f}] "
-        f"(95% bootstrap interval); all their seeds together: {sum(rows[0]):,.0f} s against {sum(rows[1]):,.0f} s. "
+        f"\nMedian wall time per seed, {names[name][1]} over {names[against][1]}: {ratio:.2f} {interval}"
+        f"; all their seeds together: {sum(rows[0]):,.0f} s against {sum(rows[1]):,.0f} s. "
         "Wall times compare only between rows that ran together.\n"
     )
 
@@ -258,6 +274,9 @@ def main():
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
     p.add_argument("--out", default=None, help="default: bench/results, or bench/results/<env> for another env")
     p.add_argument("--wall-ratio", action="store_true", help="the preset's and SB3's rows ran together: compare wall")
+    p.add_argument(
+        "--side-by-side", action="store_true", help="run each seed's rows at the same time, one process per row"
+    )
     args = p.parse_args()
     env_id, rows = args.env, rows_for(args.env)
     unknown = set(args.rows or ()) - set(rows)
@@ -266,7 +285,7 @@ def main():
     out, budget = Path(args.out) if args.out else results_dir(env_id), args.budget or TASKS[env_id].budget
     out.mkdir(parents=True, exist_ok=True)
     if not args.table_only:  # seed by seed across the rows, so that their wall times share the machine's moods
-        run_rows(out, args.rows or list(rows), args.seeds, budget, args.jobs, env_id)
+        run_rows(out, args.rows or list(rows), args.seeds, budget, args.jobs, env_id, args.side_by_side)
     text = table(out, list(rows), args.seeds, budget, env_id) + comparisons(out, args.seeds, env_id)
     if args.wall_ratio:
         text += wall_ratio(out, args.seeds, env_id=env_id)

@@ -31,7 +31,9 @@ def summarize(values, seed=0):
     summary = dict(n=len(x))
     for name, statistic in (("median", np.median), ("iqm", iqm)):
         point = float(statistic(x))
-        if np.all(x == x[0]):  # every seed alike: resampling cannot move the statistic
+        if len(x) < 2:  # one seed: no interval to give
+            low, high = np.nan, np.nan
+        elif np.all(x == x[0]):  # every seed alike: resampling cannot move the statistic
             low, high = point, point
         else:
             result = stats.bootstrap(
@@ -48,7 +50,12 @@ def summarize(values, seed=0):
 
 
 def two_rows(statistic, x, y, seed=0):
-    """statistic(x, y) of two rows' per-seed values, with a 95% bootstrap interval that resamples each row apart."""
+    """statistic(x, y) of two rows' per-seed values, with a 95% bootstrap interval that resamples each row apart.
+
+    With one seed in a row there is nothing to resample: the interval is (nan, nan).
+    """
+    if min(len(x), len(y)) < 2:
+        return float(statistic(np.asarray(x), np.asarray(y))), (np.nan, np.nan)
     result = stats.bootstrap(
         (x, y),
         statistic,
@@ -92,12 +99,17 @@ def fmt(value, budget=None, digits=0):
     return f"{value:,.{digits}f}"
 
 
+def fmt_interval(low, high, budget=None, digits=0):
+    """' [low, high]', or nothing where there is no interval (one seed)."""
+    if np.isnan(low) or np.isnan(high):
+        return ""
+    return f" [{fmt(low, budget, digits)}, {fmt(high, budget, digits)}]"
+
+
 def fmt_summary(summary, budget=None, digits=0):
     """'median [low, high]' and 'iqm [low, high]' strings for a table row."""
     return tuple(
-        f"{fmt(summary[k], budget, digits)} [{fmt(summary[k + '_ci'][0], budget, digits)}, "
-        f"{fmt(summary[k + '_ci'][1], budget, digits)}]"
-        for k in ("median", "iqm")
+        fmt(summary[k], budget, digits) + fmt_interval(*summary[k + "_ci"], budget, digits) for k in ("median", "iqm")
     )
 
 

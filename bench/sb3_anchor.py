@@ -15,12 +15,11 @@ budget is longer, it trains on at its final epsilon. SB3 is needed only here: pi
 import argparse
 import time
 
-import gymnasium as gym
 import torch
 from judge import confirm, describe, seed_list
 
 from beyond.evaluation import eval_seed, evaluate
-from beyond.tasks import TASKS
+from beyond.tasks import TASKS, make_env
 
 # rl-baselines3-zoo 2.9.2, hyperparams/dqn.yml (bench/rl_zoo3-2.9.2-dqn.yml; a test holds them equal):
 # SB3's arguments for each env, and the env steps they were tuned for.
@@ -95,7 +94,7 @@ def judge_sb3(seed, env_id="CartPole-v1", budget=None):
     task = TASKS[env_id]
     budget = max(budget or task.budget, ZOO_STEPS[env_id] if env_id == "CartPole-v1" else 0)
     start = time.perf_counter()
-    model = DQN("MlpPolicy", gym.make(env_id), seed=seed, device="cpu", **ZOO[env_id])
+    model = DQN("MlpPolicy", make_env(env_id, unwrapped=False), seed=seed, device="cpu", **ZOO[env_id])
     agent, evals, solved, unconfirmed = GreedyQ(model), [], [], []
 
     class Judge(BaseCallback):

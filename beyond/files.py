@@ -7,21 +7,25 @@ an interrupted run never leaves a half-written file behind.
 import contextlib
 import csv
 import os
-import pickle
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import gymnasium
 import numpy
 import torch
 
+import dqn
 from beyond import UsageError
-from beyond.agents import make_agent
-from beyond.pixels import PREPROCESSING_VERSION, PixelDQN
+from beyond.agents import EXTENSION_DEFAULTS, make_agent
+from beyond.flags import setting_kinds, setting_value
+from beyond.limits import LARGEST_REPLAY_RATIO
+from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, PixelDQN, frame_shape
+from beyond.statefile import StateError, load_data, open_regular_file
+from beyond.tasks import EnvIdError, check_env_id
 
 CHECKPOINT_FORMAT = "dqn-cartpole-checkpoint/1"
+RESUME_TAG_START = b"dqn-cartpole-resume/"  # what a resume file's first line starts with
 UMASK = os.umask(0o22)  # the only way to read the umask is to set it: put it back at once
 os.umask(UMASK)
 
@@ -41,6 +45,7 @@ def make_run_dir(args):
 def atomic_path(path):
     """Yield a temporary path beside path; rename it over path only if the block succeeds."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # --video and --plot may name a folder that is not there yet
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
@@ -116,6 +121,44 @@ def save_checkpoint(agent, path, env_id, reward, seed, episodes):
     return path
 
 
+def is_count(value):
+    """A whole number from 1 to a billion (not a bool)."""
+    return type(value) is int and 0 < value <= 10**9
+
+
+CHECKPOINT_LIMIT = 64 * 2**20  # bytes: a pixel agent's model.pt is about 1 MB
+META_FIELDS = {  # what a checkpoint's meta may hold, each value's test (a saved agent's, or one of an older version)
+    "format": lambda v: v == CHECKPOINT_FORMAT,
+    "env_id": lambda v: isinstance(v, str),
+    "reward": lambda v: v in ("shaped", "env"),
+    "n_states": lambda v: is_count(v) or (isinstance(v, (list, tuple)) and len(v) == 3 and all(map(is_count, v))),
+    "n_actions": lambda v: is_count(v) and v >= 2,
+    "hidden": is_count,
+    "extensions": lambda v: isinstance(v, dict),
+    "preprocessing": lambda v: v is None or is_count(v),
+    "seed": lambda v: v is None or (type(v) is int and 0 <= v <= 10**9),
+    "episodes": lambda v: type(v) is int and 0 <= v <= 10**9,
+    "hyperparameters": lambda v: isinstance(v, dict),
+    "versions": lambda v: isinstance(v, dict),
+}
+REQUIRED_META = ("format", "env_id", "reward", "n_states", "n_actions", "hidden")
+
+
+def check_extensions(extensions, path):
+    """A checkpoint's extensions: the flags' own kinds and ranges (n-step at most the default memory's rows)."""
+    kinds = setting_kinds()
+    try:
+        if not isinstance(extensions, dict) or not set(extensions) <= set(EXTENSION_DEFAULTS):
+            raise UsageError("not the extensions this program has")
+        values = {name: setting_value(name, value, *kinds[name]) for name, value in extensions.items()}
+        in_range = 1 <= values.get("n_step", 1) <= dqn.hyperparameters["memory_capacity"]
+        in_range = in_range and 1 <= values.get("replay_ratio", 1) <= LARGEST_REPLAY_RATIO
+        if not (in_range and all(0 <= values.get(name, 0) <= 1 for name in ("per_alpha", "per_beta"))):
+            raise UsageError("an extension's setting out of its range")
+    except UsageError as e:
+        raise UsageError(f"--play: {path} is damaged: meta.extensions: {e}") from None
+
+
 def agent_for(meta, device="cpu"):
     """A fresh agent of a checkpoint's kind, size and extensions: PixelDQN for images, else the blog's DQN."""
     pixels = not isinstance(meta["n_states"], int)
@@ -131,24 +174,27 @@ def agent_for(meta, device="cpu"):
 
 
 def load_checkpoint(path, make_agent=agent_for):
-    """Read a checkpoint into a fresh agent; any problem is one UsageError line."""
+    """Read a checkpoint into a fresh agent; any problem is one UsageError line.
+
+    The file is read only if it is small and plain (statefile.load_data), and the agent is
+    built only once its metadata name a known env and fit the weights the file holds.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's own notes on odd pickles: we say it in one line below
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise UsageError(
-            f"--play: {path} is not a readable dqn.py checkpoint (it holds objects other than "
-            "tensors and numbers; refused, since loading them could run code)"
-        ) from None
-    except Exception as e:  # truncated, empty, or not a torch file at all
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(
-            f"--play: {path} is not a readable dqn.py checkpoint (damaged or not a torch file: {first[:120]})"
-        ) from None
+        with open_regular_file(path) as f:
+            if RESUME_TAG_START in f.read(len(RESUME_TAG_START)):
+                raise UsageError(
+                    f"--play: {path} is a run's resume.pt; --play takes its model.pt (--resume its folder)"
+                )
+            if os.fstat(f.fileno()).st_size > CHECKPOINT_LIMIT:
+                raise UsageError(f"--play: {path} is larger than a checkpoint of this program can be")
+            f.seek(0)
+            data = load_data(f.read())
+    except StateError as e:
+        raise UsageError(f"--play: {path} is not a readable dqn.py checkpoint ({e})") from None
     meta = data.get("meta") if isinstance(data, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or "eval_net" not in data:
         raise UsageError(f"--play: {path} is not a dqn.py checkpoint")
+    check_meta(meta, data["eval_net"], path)
     try:
         agent = make_agent(meta)
         agent.eval_net.load_state_dict(data["eval_net"])
@@ -158,3 +204,29 @@ def load_checkpoint(path, make_agent=agent_for):
         first = str(e).strip().splitlines()[0]
         raise UsageError(f"--play: {path} does not fit its env or network ({first[:160]})") from None
     return agent, meta
+
+
+def check_meta(meta, weights, path):
+    """The checkpoint's metadata: known fields of the right kinds, a known env, and the size of its weights."""
+    unknown = set(meta) - set(META_FIELDS)
+    wrong = [name for name in REQUIRED_META if name not in meta] + sorted(unknown)
+    wrong += [name for name, value in meta.items() if name in META_FIELDS and not META_FIELDS[name](value)]
+    if wrong:
+        raise UsageError(f"--play: {path} is damaged: its meta.{wrong[0]} is not what this program saves")
+    try:
+        check_env_id(meta["env_id"], from_file=True)
+    except EnvIdError as e:
+        raise UsageError(f"--play: {path} names env {e}") from None
+    check_extensions(meta.get("extensions", {}), path)
+    pixels = not isinstance(meta["n_states"], int)
+    if pixels and list(meta["n_states"]) != [FRAME_STACK, *frame_shape()]:
+        raise UsageError(f"--play: {path} expects screens of shape {meta['n_states']}, not this program's")
+    first = weights.get("fc.0.weight") if isinstance(weights, dict) else None
+    # building the agent allocates its nets: only at the size of the weights the file already holds
+    fits = isinstance(first, torch.Tensor) and first.dim() == 2 and first.shape[0] == meta["hidden"]
+    if not (fits and (pixels or first.shape[1] == meta["n_states"])):
+        raise UsageError(
+            f"--play: {path} does not fit its network: its weights are not of hidden size {meta['hidden']}"
+        )
+    if any(not isinstance(t, torch.Tensor) or not torch.isfinite(t).all() for t in weights.values()):
+        raise UsageError(f"--play: {path} is damaged: its weights are not all finite numbers")

@@ -13,9 +13,10 @@ import gymnasium as gym
 import torch
 
 import dqn
-from beyond import UsageError, tensorboard
+from beyond import UsageError, limits, tensorboard
 from beyond.evaluation import eval_env_id
-from beyond.tasks import TASKS, run_settings, task_for, threshold_of
+from beyond.pixels import FRAME_STACK, frame_shape
+from beyond.tasks import TASKS, EnvIdError, check_env_id, make_env, run_settings, task_for, threshold_of
 
 # The standard task, learned from its own reward with the known fixes: what both presets share.
 STANDARD_TASK = dict(
@@ -274,6 +275,8 @@ def parse_args(argv=None):
     """Parse and validate argv; the chosen preset's values replace the defaults, explicit flags win."""
     parser = build_parser()
     first, _ = parser.parse_known_args(argv)
+    if first.env is not None:  # before the preset looks the env up
+        checked_env(first.env)
     preset = first.preset or ("pixels" if first.pixels else "blog")
     parser.set_defaults(**preset_defaults(preset, first.env), preset=preset)
     return validate_args(parser.parse_args(argv))
@@ -291,6 +294,63 @@ def preset_defaults(preset, env_id):
     return defaults
 
 
+# Settings that name where a run writes: only the command line gives them, never a file.
+OUTPUT_SETTINGS = ("run_name", "runs_dir", "plot", "video", "play", "resume")
+LONGEST_TEXT = 200  # characters of a text setting
+
+
+def setting_kinds():
+    """{dest: (type, may be None, choices)} of every flag: what a value read from a file must be."""
+    kinds = {}
+    for action in build_parser()._actions:  # argparse has no public list of its actions
+        if action.dest == "help":
+            continue
+        kind = bool if action.nargs == 0 else action.type or str
+        kinds[action.dest] = (kind, action.default is None, action.choices)
+    return kinds
+
+
+def file_settings(args):
+    """The settings a file keeps: every flag's value except the outputs'."""
+    return {name: getattr(args, name) for name in setting_kinds() if name not in OUTPUT_SETTINGS}
+
+
+def settings_from_file(values):
+    """A file's settings as parsed flags, held to every rule a flag is: kinds, choices, validate_args.
+
+    The outputs are the defaults (no file names a path to write), and the env must be one
+    of tasks.KNOWN_ENVS. Raises UsageError naming the setting.
+    """
+    kinds = {name: kind for name, kind in setting_kinds().items() if name not in OUTPUT_SETTINGS}
+    if not isinstance(values, dict) or set(values) != set(kinds):
+        differ = sorted(map(str, set(values) ^ set(kinds)))[:5] if isinstance(values, dict) else type(values).__name__
+        raise UsageError(f"its settings are not this program's (differing: {differ})")
+    parsed = {}
+    for name, value in values.items():
+        parsed[name] = setting_value(name, value, *kinds[name])
+    try:
+        check_env_id(parsed["env"], from_file=True)
+    except EnvIdError as e:
+        raise UsageError(f"--env: {e}") from None
+    defaults = vars(build_parser().parse_args([]))
+    return validate_args(argparse.Namespace(**{**defaults, **parsed}))
+
+
+def setting_value(name, value, kind, nullable, choices):
+    """value, if a flag of this kind could have given it; ints stand for floats."""
+    flag = "--" + name.replace("_", "-")
+    if value is None and nullable:
+        return None
+    fits = type(value) is kind or (kind is float and type(value) is int)
+    if not fits:
+        raise UsageError(f"{flag}: a {type(value).__name__} where a flag gives a {kind.__name__}")
+    if kind is str and len(value) > LONGEST_TEXT:
+        raise UsageError(f"{flag}: longer than {LONGEST_TEXT} characters")
+    if choices is not None and value not in choices:
+        raise UsageError(f"{flag}: {str(value)[:40]!r} is not one of {', '.join(map(str, choices))}")
+    return float(value) if kind is float else value
+
+
 POSITIVE_INTS = [
     "episodes",
     "max_episode_steps",
@@ -306,6 +366,7 @@ POSITIVE_INTS = [
     "per_beta_steps",
     "replay_ratio",
 ]
+NON_NEGATIVE_INTS = ["watch", "eval_every", "learning_starts", "max_env_steps", "snapshots", "confirm_episodes"]
 PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end", "per_alpha", "per_beta"]
 
 
@@ -319,10 +380,17 @@ def validate_args(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"{flag(name)} must be a positive integer, got {value}")
-    for name in ["watch", "eval_every", "learning_starts", "max_env_steps", "snapshots", "confirm_episodes"]:
+    for name in NON_NEGATIVE_INTS:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise UsageError(f"{flag(name)} must be 0 or more, got {value}")
+    for name in [*POSITIVE_INTS, *NON_NEGATIVE_INTS, "seed"]:
+        value = getattr(args, name)
+        if value is not None and value > limits.LARGEST_COUNT:
+            raise UsageError(f"{flag(name)} must be at most {limits.LARGEST_COUNT:,}, got {value:,}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    check_evaluation_cost(args)
     for name in PROBABILITIES:
         value = getattr(args, name)
         if value is not None and not 0 <= value <= 1:
@@ -349,8 +417,9 @@ def validate_args(args):
             raise UsageError(f"--play: no such file: {args.play}")
     else:
         args.env = args.env or dqn.ENV_ID
-        check_env(args.env, args.reward)
+        obs_shape, n_actions = check_env(args.env, args.reward)
         args.eval_env = eval_env_id(args.env)
+        check_memory(args, obs_shape, n_actions)
     check_device(args)
     if args.track_strip and not args.pixels and args.play is None:
         raise UsageError("--track-strip is part of the --pixels view; the state has the cart's position already")
@@ -376,6 +445,37 @@ def validate_args(args):
     return args
 
 
+def check_evaluation_cost(args):
+    """Evaluations and watching that would take the run over: bounded before it starts."""
+    for name, most in [
+        ("eval_episodes", limits.LARGEST_EVAL_EPISODES),
+        ("confirm_episodes", limits.LARGEST_EVAL_EPISODES),
+        ("watch", limits.LARGEST_EVAL_EPISODES),
+        ("snapshots", limits.LARGEST_SNAPSHOTS),
+        ("replay_ratio", limits.LARGEST_REPLAY_RATIO),
+    ]:
+        if getattr(args, name) > most:
+            raise UsageError(f"--{name.replace('_', '-')} must be at most {most:,}, got {getattr(args, name):,}")
+    least = limits.STEPS_PER_EVAL_EPISODE * args.eval_episodes
+    if args.eval_every and args.eval_every < least:
+        raise UsageError(
+            f"--eval-every {args.eval_every} with --eval-episodes {args.eval_episodes} would spend far more env "
+            f"steps evaluating than training: give --eval-every at least {least} or fewer --eval-episodes"
+        )
+
+
+def check_memory(args, obs_shape, n_actions):
+    """Refuse settings whose replay memory and nets would not fit in this machine's memory."""
+    if args.pixels:
+        obs_shape = (FRAME_STACK, *frame_shape())
+    too_much = limits.fits_in_memory(args, obs_shape, n_actions)
+    if too_much:
+        raise UsageError(
+            f"--memory-capacity {args.memory_capacity:,} with --hidden {args.hidden:,} and --batch-size "
+            f"{args.batch_size:,} {too_much}"
+        )
+
+
 def check_device(args):
     """--device must name a torch device that exists here; only the --pixels CNN uses it."""
     try:
@@ -392,10 +492,21 @@ def check_device(args):
         raise UsageError(f"--device {args.device} is for --pixels; the blog's small MLP runs on the CPU")
 
 
-def check_env(env_id, reward):
-    """The env must exist, have a discrete action space, and (for --reward shaped) be a CartPole."""
+def checked_env(env_id):
+    """env_id if this program makes it (tasks.check_env_id), else one UsageError line."""
     try:
-        env = dqn.make_env(env_id, unwrapped=False)
+        return check_env_id(env_id)
+    except EnvIdError as e:
+        raise UsageError(f"--env: {e}") from None
+
+
+def check_env(env_id, reward):
+    """The env must exist, have a discrete action space, and (for --reward shaped) be a CartPole.
+
+    Returns its observation's shape and its number of actions.
+    """
+    try:
+        env = make_env(checked_env(env_id), unwrapped=False)
     except gym.error.DependencyNotInstalled as e:
         raise UsageError(f"--env {env_id} needs {missing_extra(e)}") from None
     except gym.error.Error as e:
@@ -410,6 +521,7 @@ def check_env(env_id, reward):
             raise UsageError(f"--env {env_id} has image or structured observations; DQN here needs a flat vector")
         if reward == "shaped" and not hasattr(env.unwrapped, "theta_threshold_radians"):
             raise UsageError(f"--reward shaped needs a CartPole env, not {env_id}; use --reward env")
+        return env.observation_space.shape, int(env.action_space.n)
     finally:
         env.close()
 
@@ -423,10 +535,14 @@ def missing_extra(error):
 
 
 def check_writable_folder(flag, folder):
-    """Make folder if needed and prove a file can be written there, before any training."""
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+    """Prove, before any training, that folder can be written (made where missing); nothing is created yet."""
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--{flag.lstrip('-')}: cannot write into {folder} ({existing} is not a folder)")
+    try:  # a file that vanishes when closed: nothing is left behind
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:
-        raise UsageError(f"{flag}: cannot write into {folder} ({e.strerror or e})") from None
+        raise UsageError(f"--{flag.lstrip('-')}: cannot write into {folder} ({e.strerror or e})") from None

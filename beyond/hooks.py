@@ -9,6 +9,7 @@ import contextlib
 import math
 import signal
 import sys
+import time
 
 import numpy as np
 import torch
@@ -66,43 +67,64 @@ class Snapshots(dqn.Hooks):
 
 
 class NotebookProgress(Snapshots):
-    """Snapshots, and a notebook progress bar that counts env steps, what a run spends its time on.
+    """Snapshots, and a notebook display of how training is going, in its two phases.
 
-    How many env steps 300 episodes take is not known in advance (an episode lasts until the
-    pole falls), so the bar has no total: it shows the count, the rate and the episode, not
-    a percentage that would race through the short early episodes and then stall. finish()
-    replaces the widget with a line of text, which is what a saved notebook keeps.
+    First the replay memory fills: a bar with a known end, learning_starts + 1 transitions.
+    Then the agent learns, for as long as its episodes last: how many env steps a run
+    takes is not known before it ends (an episode lasts until the pole falls, and a late
+    one can be 10,000 steps), so this phase shows what is known, the episode, the env
+    steps and the rate, and no bar or remaining time that would race through the short
+    early episodes and then stall. It redraws at most every REDRAW_EVERY seconds, and
+    finish() replaces it with a line of text, which is what a saved notebook keeps.
     """
 
-    UPDATE_EVERY = 500  # env steps between redraws: often enough to look live, rarely enough to cost nothing
+    REDRAW_EVERY = 0.5  # seconds: often enough to look live, rarely enough to cost the kernel nothing
+    CHECK_EVERY = 100  # env steps between looks at the clock
 
     def __init__(self, agent, episodes, labels=None):
-        """labels: the bar's words, {"unit", "episode", "finished"}, for a notebook in another language."""
-        from IPython.display import display
-        from tqdm.notebook import tqdm
+        """labels: the display's words (PROGRESS_LABELS' keys), for a notebook in another language."""
+        from IPython.display import HTML, display
 
         super().__init__(agent)
         self.episodes, self.labels = episodes, {**PROGRESS_LABELS, **(labels or {})}
-        self.bar = tqdm(unit=self.labels["unit"], unit_scale=False, display=False)
-        self.shown = display(self.bar.container, display_id=True)
-        self.next_update = self.UPDATE_EVERY
+        self.env_steps, self.done, self.start, self.drawn = 0, 0, time.perf_counter(), -math.inf
+        self.shown = display(HTML(self.html()), display_id=True)  # at once: the filling starts now
 
     def before_step(self, env_steps):
         super().before_step(env_steps)
-        if env_steps >= self.next_update:
-            self.next_update += self.UPDATE_EVERY
-            self.bar.update(env_steps - self.bar.n)
+        self.env_steps = env_steps
+        if env_steps % self.CHECK_EVERY == 0:
+            self.redraw()
 
     def after_episode(self, record):
         super().after_episode(record)
-        self.bar.set_postfix_str(self.labels["episode"].format(done=record["episode"] + 1, of=self.episodes), False)
-        self.bar.update(record["env_steps"] - self.bar.n)
+        self.env_steps, self.done = record["env_steps"], record["episode"] + 1
+        self.redraw()
+
+    def redraw(self):
+        """Show html() in place of the last drawing, if REDRAW_EVERY seconds have passed (in a kernel)."""
+        from IPython.display import HTML
+
+        now = time.perf_counter()
+        if self.shown is not None and now - self.drawn >= self.REDRAW_EVERY:
+            self.drawn = now
+            self.shown.update(HTML(self.html()))
+
+    def html(self):
+        """The display as it is now: the memory filling up, or learning."""
+        agent, words = self.agent, self.labels
+        needed = agent.learning_starts + 1
+        if agent.memory_counter < needed:
+            filled = agent.memory_counter
+            text = words["filling"].format(filled=filled, needed=needed)
+            return f'<progress value="{filled}" max="{needed}" style="width: 20em"></progress> {text}'
+        rate = self.env_steps / max(time.perf_counter() - self.start, 1e-9)
+        return words["learning"].format(done=self.done, of=self.episodes, env_steps=self.env_steps, rate=rate)
 
     def finish(self, records):
-        """Close the bar and leave, in its place, what ran: episodes, env steps, learn steps, time, rate."""
+        """Leave, in the display's place, what ran: episodes, env steps, learn steps, time, rate."""
         from IPython.display import Pretty
 
-        self.bar.close()
         wall_s = records[-1]["wall_s"] if records else 0.0
         env_steps = records[-1]["env_steps"] if records else 0
         text = self.labels["finished"].format(
@@ -113,15 +135,15 @@ class NotebookProgress(Snapshots):
             rate=env_steps / max(wall_s, 1e-9),
             threads=torch.get_num_threads(),
         )
-        if self.shown is None:  # outside a notebook kernel display() printed the bar and gave no handle
+        if self.shown is None:  # outside a notebook kernel display() printed the first drawing and gave no handle
             print(text)
         else:
             self.shown.update(Pretty(text))
 
 
 PROGRESS_LABELS = dict(
-    unit=" env steps",
-    episode="episode {done} of {of}",
+    filling="filling the replay memory: {filled:,} of {needed:,} transitions, then learning starts",
+    learning="learning: episode {done:,} of at most {of:,} · {env_steps:,} env steps · {rate:,.0f} env steps/s",
     finished=(
         "trained {episodes} episodes: {env_steps:,} env steps, {learn_steps:,} learn steps "
         "in {wall_s:.1f} s ({rate:,.0f} env steps/s; torch threads: {threads})"

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 import dqn
+from beyond import tasks
 
 # Drawing at 600x400, CartPole's default, takes most of a pixel step; at 300x200 the
 # whole pole still shows (the cart's and pole's widths are fixed in pixels, its length scales).
@@ -78,6 +79,11 @@ def preprocess(frame, track_strip=False):
     return image
 
 
+def frame_shape():
+    """(height, width) of one preprocessed frame."""
+    return preprocess(np.zeros((SCREEN_SIZE[1], SCREEN_SIZE[0], 3), np.uint8)).shape
+
+
 def whole_track(frame, width):
     """The cart's row of the whole screen in width blocks, bright on black: where the cart is on the track.
 
@@ -106,7 +112,7 @@ class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.frame_skip, self.track_strip = frame_skip, track_strip
         env.unwrapped.screen_width, env.unwrapped.screen_height = SCREEN_SIZE  # read at the first render
         self.frames = collections.deque(maxlen=frame_stack)
-        height, width = preprocess(np.zeros((SCREEN_SIZE[1], SCREEN_SIZE[0], 3), np.uint8)).shape
+        height, width = frame_shape()
         self.observation_space = gym.spaces.Box(0, 255, (frame_stack, height, width), np.uint8)
         # a video of these steps plays at real speed when each shows frame_skip frames' worth of time
         self.metadata = {**env.metadata, "render_fps": env.metadata.get("render_fps", 50) / frame_skip}
@@ -139,7 +145,7 @@ def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None, track_strip=Fa
     """dqn.make_env's env seen through its screen; render_mode="human" also shows a window."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, without SDL's warnings
-    env = PixelObservation(dqn.make_env(env_id, unwrapped, render_mode="rgb_array"), track_strip=track_strip)
+    env = PixelObservation(tasks.make_env(env_id, unwrapped, render_mode="rgb_array"), track_strip=track_strip)
     return gym.wrappers.HumanRendering(env) if render_mode == "human" else env
 
 
@@ -147,7 +153,7 @@ def env_maker(agent):
     """The make_env whose observations agent reads: the screen for a PixelDQN, else the state."""
     if isinstance(agent, PixelDQN):
         return functools.partial(make_env, track_strip=agent.track_strip)
-    return dqn.make_env
+    return tasks.make_env
 
 
 def true_state_reward(reward_fn):

@@ -14,6 +14,7 @@ the greedy return of the copies of eval_net that the learning video plays
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ from beyond.evaluation import eval_seed, evaluate
 from beyond.tasks import random_return_of, threshold_of
 from beyond.values import append_panel
 
-REFERENCE_DIR = Path(__file__).resolve().parent / "reference_runs"
+# the shipped reference runs; DQN_REFERENCE_RUNS names another folder of them (bench/reference_runs.py makes them)
+REFERENCE_DIR = Path(os.environ.get("DQN_REFERENCE_RUNS") or Path(__file__).resolve().parent / "reference_runs")
 DOCS = "docs/normal-run.md"
 NO_REFERENCE = f"no reference runs for these settings: nothing to place this run among ({DOCS} lists those there are)"
 EVAL_PANEL_LABEL = "greedy eval return"  # dqn.plot's evaluation panel
@@ -100,7 +102,11 @@ BAND_LABELS = dict(
 
 
 PLACEMENT = dict(
-    final="final greedy return {final:.1f}: above {below} of {n} reference runs of `{command}` (median {median:.1f})",
+    final=(
+        "final greedy return {final:.1f}: above {below}{tied} of {n} reference runs of `{command}` "
+        "(median {median:.1f})"
+    ),
+    tied=" and level with {tied}",  # a perfect run ties every other perfect one: the line says so
     no_reference=NO_REFERENCE,
 )
 
@@ -143,8 +149,14 @@ def placement(outcome, reference, words=PLACEMENT):
         return f"no final evaluation to place among the reference runs of `{command}`"
     finals = [r["final_return"] for r in runs]
     final, median = outcome["final_return"], float(np.median(finals))
+    tied = sum(f == final for f in finals)
     return words["final"].format(
-        final=final, below=sum(f < final for f in finals), n=len(runs), command=command, median=median
+        final=final,
+        below=sum(f < final for f in finals),
+        tied=words["tied"].format(tied=tied) if tied else "",
+        n=len(runs),
+        command=command,
+        median=median,
     )
 
 

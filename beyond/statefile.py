@@ -6,18 +6,28 @@ containers, numbers, strings and tensors only: nets and Adam become their state 
 numpy arrays become tensors, a random generator its bit generator's state, and a tuple,
 deque or numpy scalar a small tagged dict. Nothing in the file names a class to build.
 
-The file is one line of format tag, one line of JSON with the payload's length and
-SHA-256, then the payload: torch.save of that data, read back with weights_only=True,
-which builds tensors and plain containers and refuses anything else. from_data puts each
-value back into a freshly built run, checking it against what is there: the kind, the
-type, the dtype and the shape. Any mismatch is a StateError naming the field.
+The file is one line of format tag, one line of JSON (the run's settings, the payload's
+length and SHA-256), then the payload: torch.save of that data. Before torch.load builds
+anything, the reader checks that the file is a plain file no larger than its settings
+allow, that the checksum matches, that every zip record is stored (a deflated one could
+inflate to any size) and that the pickle is at most MOST_PICKLE_OPS instructions; torch
+then reads it with weights_only=True, which builds tensors and plain containers and
+refuses anything else. Once loaded, the values are at most DEEPEST deep and every tensor
+is dense and contiguous. from_data puts each value back into a freshly built run, checking
+it against what is there: the kind, the type, the dtype, the shape and that it is finite.
+Any mismatch is a StateError naming the field.
 """
 
 import collections
+import contextlib
 import hashlib
 import io
 import json
+import os
 import pickle
+import pickletools
+import stat
+import warnings
 import zipfile
 
 import numpy as np
@@ -104,7 +114,7 @@ def parts_from_data(obj, data, names, where):
 
 def from_data(data, fresh, where="state"):
     """The value data describes, checked against fresh: what a new run has in its place (None: no model)."""
-    kind = data.get(KIND) if isinstance(data, dict) else None
+    kind = kind_of(data)
     if isinstance(fresh, (torch.nn.Module, torch.optim.Optimizer)):
         return state_dict_from_data(data, fresh, where)
     if isinstance(fresh, np.random.Generator) or kind == "generator":
@@ -118,11 +128,24 @@ def from_data(data, fresh, where="state"):
         expect(isinstance(value, np.ndarray), where, "an array")
         if value.shape != fresh.shape or value.dtype != fresh.dtype:
             raise StateError(f"{where}: {value.dtype} {value.shape}, expected {fresh.dtype} {fresh.shape}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise StateError(f"{where}: holds a value that is not finite")
     elif type(fresh) in (bool, int, float, str, list, tuple, dict, collections.deque):
         expect(type(value) is type(fresh), where, f"a {type(fresh).__name__}")
-    if isinstance(fresh, collections.deque):
+    if isinstance(fresh, collections.deque):  # a frame stack: as many frames as the fresh one, each like its first
+        first = fresh[0]
+        alike = all(isinstance(v, np.ndarray) and v.shape == first.shape and v.dtype == first.dtype for v in value)
+        expect(len(value) == len(fresh) and alike, where, f"{len(fresh)} frames of {first.dtype} {first.shape}")
         value = collections.deque(value, maxlen=fresh.maxlen)
     return value
+
+
+def kind_of(data):
+    """The tag of a tagged dict (a name), or None for any other value."""
+    kind = data.get(KIND) if isinstance(data, dict) else None
+    if not (kind is None or isinstance(kind, str)):
+        raise StateError(f"{KIND}: not the name of a kind of value")
+    return kind
 
 
 def plain_from_data(data, where):
@@ -133,7 +156,7 @@ def plain_from_data(data, where):
         return [plain_from_data(v, f"{where}[{i}]") for i, v in enumerate(data)]
     if not isinstance(data, dict):
         raise StateError(f"{where}: a {type(data).__name__}, which this program never saves")
-    kind = data.get(KIND)
+    kind = kind_of(data)
     if kind is None:
         return {k: plain_from_data(v, f"{where}.{k}") for k, v in data.items()}
     fields = {"numpy": {"value"}, "numpy scalar": {"value"}, "tuple": {"items"}, "deque": {"items"}}
@@ -162,9 +185,8 @@ def state_dict_from_data(data, fresh, where):
         expect(isinstance(saved, dict) and set(saved) == set(expected), where, "this net's layers")
         for name, tensor in expected.items():
             same = isinstance(saved[name], torch.Tensor) and saved[name].dtype == tensor.dtype
-            expect(
-                same and saved[name].shape == tensor.shape, f"{where}.{name}", f"a {tensor.dtype} {tuple(tensor.shape)}"
-            )
+            same = same and saved[name].shape == tensor.shape and bool(torch.isfinite(saved[name]).all())
+            expect(same, f"{where}.{name}", f"a finite {tensor.dtype} {tuple(tensor.shape)}")
     try:
         fresh.load_state_dict(saved)
     except Exception as e:  # missing, unknown or misshapen entries
@@ -185,12 +207,10 @@ def check_adam_state(saved, optimizer, where):
         isinstance(saved["param_groups"], list) and len(saved["param_groups"]) == len(groups), where, "Adam's groups"
     )
     for i, (group, fresh_group) in enumerate(zip(saved["param_groups"], groups, strict=True)):
-        same = isinstance(group, dict) and set(group) == set(fresh_group) and group["params"] == fresh_group["params"]
-        expect(
-            same and all(type(group[k]) is type(v) for k, v in fresh_group.items()),
-            f"{where}.param_groups.{i}",
-            "Adam's settings",
-        )
+        # the run's settings make Adam's (lr, betas, eps, no maximize): a saved group must be the same
+        same = isinstance(group, dict) and set(group) == set(fresh_group)
+        same = same and all(type(group[k]) is type(v) and group[k] == v for k, v in fresh_group.items())
+        expect(same, f"{where}.param_groups.{i}", "Adam's settings for this run")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     moments = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if groups[0].get("amsgrad") else set())
     # Adam has moments for every parameter once it has stepped, for none before
@@ -199,7 +219,11 @@ def check_adam_state(saved, optimizer, where):
         expect(set(saved_moments) == moments, f"{where}.state.{index}", "Adam's moments")
         for name, tensor in saved_moments.items():
             shape = () if name == "step" else params[index].shape
-            if not isinstance(tensor, torch.Tensor) or tensor.shape != shape or tensor.dtype != params[index].dtype:
+            fits = isinstance(tensor, torch.Tensor) and tensor.shape == shape and tensor.dtype == params[index].dtype
+            fits = fits and bool(torch.isfinite(tensor).all())
+            if name != "exp_avg":  # the step count and the squared moments are never negative
+                fits = fits and bool((tensor >= 0).all())
+            if not fits:
                 raise StateError(f"{where}.state.{index}.{name}: not a {params[index].dtype} tensor of shape {shape}")
 
 
@@ -207,14 +231,22 @@ def generator_from_data(data, fresh, where):
     """A numpy Generator in the saved state: fresh itself where there is one."""
     expect(isinstance(data, dict) and set(data) == {KIND, "state"} and data[KIND] == "generator", where, "a generator")
     state = data["state"]
-    expect(isinstance(state, dict) and state.get("bit_generator") in RESUMABLE_BIT_GENERATORS, where, "a PCG64 state")
+    named = isinstance(state, dict) and isinstance(state.get("bit_generator"), str)
+    expect(named and state["bit_generator"] in RESUMABLE_BIT_GENERATORS, where, "a PCG64 state")
     generator = fresh if isinstance(fresh, np.random.Generator) else np.random.default_rng()
-    expect(same_layout(state, generator.bit_generator.state), where, "a PCG64 state")
+    expect(same_layout(state, generator.bit_generator.state) and pcg64_in_range(state), where, "a PCG64 state")
     try:
         generator.bit_generator.state = state
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
         raise StateError(f"{where}: {first_line(e)}") from None
     return generator
+
+
+def pcg64_in_range(state):
+    """PCG64's numbers within their widths: a 128-bit state and odd increment, a 32-bit spare and its flag."""
+    inner = state["state"]
+    whole = all(0 <= inner[k] < 2**128 for k in ("state", "inc")) and inner["inc"] % 2 == 1
+    return whole and state["has_uint32"] in (0, 1) and 0 <= state["uinteger"] < 2**32
 
 
 def same_layout(saved, template):
@@ -241,53 +273,159 @@ def first_line(error):
 # ---------------------------------------------------------------------------------------
 # The file
 # ---------------------------------------------------------------------------------------
-def write_state(path, format_tag, data):
-    """format_tag, a JSON line with the payload's length and SHA-256, then the payload (torch.save of data)."""
+TAG_LINE_LIMIT = 100  # bytes of the format line
+HEADER_LINE_LIMIT = 64 * 1024  # bytes of the JSON header line
+# Before torch.load builds anything: at most this many pickle instructions, each of which makes
+# one value at most; once loaded, at most this many values in all, nested at most this deep.
+MOST_PICKLE_OPS = 4_000_000
+MOST_VALUES = 4_000_000
+DEEPEST = 32
+DATA_DTYPES = {torch.float32, torch.float64, torch.int64, torch.int32, torch.uint8, torch.bool}
+
+
+def write_state(path, format_tag, data, header=None):
+    """format_tag, a JSON line (header's fields, the payload's length and SHA-256), then torch.save of data."""
     buffer = io.BytesIO()
     torch.save(data, buffer)
     payload = buffer.getvalue()
-    header = json.dumps(dict(bytes=len(payload), sha256=hashlib.sha256(payload).hexdigest()))
+    fields = dict(header or {}, bytes=len(payload), sha256=hashlib.sha256(payload).hexdigest())
     with open(path, "wb") as f:
-        f.write(f"{format_tag}\n{header}\n".encode())
+        f.write(f"{format_tag}\n{json.dumps(fields)}\n".encode())
         f.write(payload)
 
 
-def read_state(path, format_tag):
-    """The data write_state wrote, checked whole before anything is unpickled; StateError otherwise."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    family = format_tag.rsplit("/", 1)[0] + "/"
-    tag, _, rest = raw.partition(b"\n")
-    if not tag.startswith(family.encode()):
-        raise StateError(f"is not a {format_tag} file{older_format(raw, family)}")
-    if tag.decode(errors="replace") != format_tag:
-        raise StateError(f"is of format {tag.decode(errors='replace')!r}; this program reads {format_tag}")
-    header, _, payload = rest.partition(b"\n")
-    try:
-        fields = json.loads(header)
-        size, digest = fields["bytes"], fields["sha256"]
-    except (ValueError, KeyError, TypeError):
-        raise StateError("is damaged: its header is not the JSON this program writes") from None
-    if len(payload) != size:
-        raise StateError(f"is damaged: {len(payload):,} bytes of data where its header says {size:,}")
-    if hashlib.sha256(payload).hexdigest() != digest:
+def read_state(path, format_tag, payload_limit=None):
+    """(header, data) as write_state wrote them, checked whole before anything is unpickled; StateError otherwise.
+
+    payload_limit(header) -> the most bytes of data this header's file may hold (it may
+    raise StateError); by default, the file's own size. Nothing past it is read.
+    """
+    with open_regular_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        tag = f.readline(TAG_LINE_LIMIT)
+        family = format_tag.rsplit("/", 1)[0] + "/"
+        if not tag.startswith(family.encode()):
+            raise StateError(f"is not a {format_tag} file{older_format(path, family)}")
+        if tag.rstrip(b"\n").decode(errors="replace") != format_tag:
+            raise StateError(f"is of format {tag.rstrip().decode(errors='replace')!r}; this program reads {format_tag}")
+        header = parse_header(f.readline(HEADER_LINE_LIMIT))
+        limit = payload_limit(header) if payload_limit else size
+        if header["bytes"] > limit:
+            raise StateError(f"says it holds {header['bytes']:,} bytes of data; its settings make at most {limit:,}")
+        if size - f.tell() != header["bytes"]:
+            raise StateError(f"is damaged: {size - f.tell():,} bytes of data where its header says {header['bytes']:,}")
+        payload = f.read(header["bytes"])
+    if hashlib.sha256(payload).hexdigest() != header["sha256"]:
         raise StateError("is damaged: its data do not match their SHA-256")
+    return header, load_data(payload)
+
+
+@contextlib.contextmanager
+def open_regular_file(path):
+    """path opened for reading if it is a plain file; a folder, FIFO or device is a StateError, and never blocks."""
     try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise StateError(f"cannot be read ({e.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise StateError("is a folder, not a file" if stat.S_ISDIR(mode) else "is not a plain file")
+    with os.fdopen(fd, "rb") as f:
+        yield f
+
+
+def parse_header(line):
+    """The header line's fields: bytes (a count) and sha256 (64 hex digits), and any others."""
+    try:
+        fields = json.loads(line)
+    except (ValueError, RecursionError):
+        fields = None
+    valid = isinstance(fields, dict) and type(fields.get("bytes")) is int and fields["bytes"] >= 0
+    digest = fields.get("sha256") if valid else None
+    if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise StateError("is damaged: its header is not the JSON this program writes")
+    return fields
+
+
+def load_data(payload):
+    """torch.load(weights_only=True) of payload, once its records and its pickle are known to be small and plain."""
+    check_archive(payload)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickles: the one line below says it
+            data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise StateError("is refused: it holds objects other than data, and loading them could run code") from None
     except Exception as e:
         raise StateError(f"is damaged: {first_line(e)}") from None
+    check_values(data)
+    return data
 
 
-def older_format(raw, family):
-    """' (format 1, ...)' when raw is the pickle an earlier version wrote, found without unpickling it."""
+def check_archive(payload):
+    """torch.save's zip: stored records (a deflated one could inflate to any size) and one small, shallow pickle."""
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            pickled = [archive.read(name) for name in archive.namelist() if name.endswith("data.pkl")]
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError):
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            records = archive.infolist()
+            pickles = [r for r in records if r.filename.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                raise StateError("is damaged: not one pickle in its data")
+            if any(r.compress_type != zipfile.ZIP_STORED or r.file_size != r.compress_size for r in records):
+                raise StateError("is refused: it holds compressed records, which torch.save never writes")
+            if sum(r.file_size for r in records) > len(payload):
+                raise StateError("is damaged: its records are larger than the file")
+            check_pickle(archive.read(pickles[0]))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
+        raise StateError(f"is damaged: {first_line(e)}") from None
+
+
+def check_pickle(data):
+    """Count the pickle's instructions without running them: at most MOST_PICKLE_OPS, each making one value at most."""
+    try:
+        for count, _ in enumerate(pickletools.genops(data)):
+            if count > MOST_PICKLE_OPS:
+                raise StateError(f"is refused: its data are more than {MOST_PICKLE_OPS:,} values")
+    except ValueError as e:  # not a pickle genops can read
+        raise StateError(f"is damaged: {first_line(e)}") from None
+
+
+def check_values(data):
+    """Every value at most DEEPEST containers deep, MOST_VALUES in all; tensors plain, dense and finite."""
+    pending, seen = [(data, 0, "state")], 0
+    while pending:
+        value, depth, where = pending.pop()
+        seen += 1
+        if seen > MOST_VALUES or depth > DEEPEST:
+            raise StateError("is refused: its data are nested too deeply or are too many values")
+        if isinstance(value, dict):
+            pending.extend((v, depth + 1, f"{where}.{k}") for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            pending.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value))
+        elif isinstance(value, torch.Tensor):
+            check_tensor(value, where)
+
+
+def check_tensor(tensor, where):
+    """A tensor as torch.save writes this program's: dense, contiguous, on the CPU, without grad.
+
+    Whether its values are finite is checked where it is put back (a diverged run's are not,
+    and it is refused for that, in its own words)."""
+    plain = tensor.layout == torch.strided and tensor.device.type == "cpu" and not tensor.requires_grad
+    if not (plain and tensor.dtype in DATA_DTYPES and tensor.is_contiguous()):
+        raise StateError(f"{where}: not a dense, contiguous tensor of numbers")
+
+
+def older_format(path, family):
+    """' (format 1, ...)' when path is the pickle an earlier version wrote, found without unpickling it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name for name in archive.namelist()[:100] if name.endswith("data.pkl")]
+            with archive.open(names[0]) if names else contextlib.nullcontext(None) as pickled:
+                start = pickled.read(64 * 1024) if pickled else b""  # the tag comes first; a bounded read
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, RuntimeError, NotImplementedError, EOFError):
         return ""
-    if any((family + "1").encode() in data for data in pickled):
+    if (family + "1").encode() in start:
         return (
             f" but a {family}1 file, which is a pickle and could run code when read: refused "
             "(train it again, or resume it with the version that wrote it)"

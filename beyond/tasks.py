@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import gymnasium as gym
 
+import dqn
+
 
 @dataclass(frozen=True)
 class Task:
@@ -180,3 +182,36 @@ def run_settings(task):
         confirm_episodes=task.confirm_episodes,
         max_env_steps=2 * task.budget,
     )
+
+
+# The envs a file may name: a run folder or checkpoint from anyone makes only these.
+KNOWN_ENVS = ("CartPole-v0", *TASKS)
+
+
+class EnvIdError(ValueError):
+    """An env id this program will not make: one line says why."""
+
+
+def check_env_id(env_id, from_file=False):
+    """env_id, if this program makes it: a registered gymnasium id, and from a file one of KNOWN_ENVS.
+
+    gymnasium imports the module that "module:Id" names before it looks the id up, so an id
+    with a colon could run any code; it is refused before gymnasium sees it.
+    """
+    if not isinstance(env_id, str) or not env_id or len(env_id) > 100:
+        raise EnvIdError(f"not an env id: {str(env_id)[:100]!r}")
+    if ":" in env_id:
+        raise EnvIdError(f"{env_id!r} names a module to import; give a registered env id such as CartPole-v1")
+    if from_file and env_id not in KNOWN_ENVS:
+        raise EnvIdError(f"{env_id!r} is not one of the envs a saved run may name ({', '.join(KNOWN_ENVS)})")
+    if env_id not in gym.registry:
+        try:  # without a colon, spec() only looks the id up; its message suggests the nearest ones
+            gym.spec(env_id)
+        except gym.error.Error as e:
+            raise EnvIdError(f"unknown env id {env_id!r} ({str(e).splitlines()[0]})") from None
+    return env_id
+
+
+def make_env(env_id, unwrapped=True, render_mode=None):
+    """dqn.make_env for a checked id: every env this program makes comes from here."""
+    return dqn.make_env(check_env_id(env_id), unwrapped, render_mode)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-import dqn
+from beyond import tasks
 from beyond.evaluation import eval_seed
 from beyond.files import atomic_path
 from beyond.pixels import env_maker
@@ -139,28 +139,56 @@ def panel_values(agent, env, s, step, episode=None, episodes=None):
     return values
 
 
-def draw_panel(frame, values):
+# What the videos draw and what watching prints, in English; beyond/chinese.py has them in Chinese.
+# names: {English: shown} for the actions' and the readouts' names.
+WORDS = dict(
+    q_values="Q-values (greedy: {action})",
+    step="step {step}",
+    episode="episode {episode} of {episodes}",
+    network_sees="what the network sees:",
+    caption="after {env_steps:,} env steps (episode {episode}): greedy return {total:.0f}",
+    watched="watch episode {i}/{n}: {summary}",
+    pole_up="pole stayed up for {steps} steps",
+    returned="return {total:g} in {steps} steps",
+    learning_part="learning video: {caption}",
+    names={},
+)
+CAPTION = WORDS["caption"]
+
+
+class Writer:
+    """draw.text in black at one size, in a font that has the text's characters (a CJK one for Chinese)."""
+
+    def __init__(self, draw, size=14):
+        self.draw, self.size = draw, size
+
+    def __call__(self, xy, text, fill="black"):
+        self.draw.text(xy, text, fill=fill, font=font_of(self.size, text))
+
+
+def draw_panel(frame, values, words=WORDS):
     """frame (H, W, 3) with a panel below it, drawn from panel_values(); the frame itself is untouched."""
     height, width = frame.shape[:2]
     frames = values.get("frames")
     image = Image.new("RGB", (width, height + PANEL_HEIGHT + (FRAMES_HEIGHT if frames is not None else 0)), "white")
     image.paste(Image.fromarray(np.ascontiguousarray(frame[..., :3])), (0, 0))
-    draw, font = ImageDraw.Draw(image), font_of(14)
+    draw = ImageDraw.Draw(image)
+    write = Writer(draw)
     draw.line([(0, height), (width, height)], fill=GREY)
-    draw_q_bars(draw, font, values, 10, height + 8, width // 2 - 20)
-    draw_status(draw, font, values, width // 2 + 10, height + 8, width // 2 - 20)
+    draw_q_bars(draw, write, values, 10, height + 8, width // 2 - 20, words)
+    draw_status(draw, write, values, width // 2 + 10, height + 8, width // 2 - 20, words)
     if frames is not None:
-        draw.text((10, height + PANEL_HEIGHT + 2), "what the network sees:", fill="black", font=font)
+        write((10, height + PANEL_HEIGHT + 2), words["network_sees"])
         for i, f in enumerate(frames):
             thumb = Image.fromarray(f).resize((f.shape[1] * 2, f.shape[0] * 2), Image.NEAREST)
             image.paste(thumb, (180 + i * (thumb.width + 8), height + PANEL_HEIGHT + 8))
     return np.asarray(image)
 
 
-def draw_q_bars(draw, font, values, x, y, width):
+def draw_q_bars(draw, write, values, x, y, width, words=WORDS):
     """One bar per action from zero to its Q-value, the greedy action highlighted."""
-    q, names = values["q"], values["names"]
-    draw.text((x, y), f"Q-values (greedy: {names[values['action']]})", fill="black", font=font)
+    q, names = values["q"], [words["names"].get(name, name) for name in values["names"]]
+    write((x, y), words["q_values"].format(action=names[values["action"]]))
     lo, hi = min(0.0, q.min()), max(0.0, q.max())
     span = (hi - lo) or 1.0
     label_w, number_w = 80, 60
@@ -170,20 +198,20 @@ def draw_q_bars(draw, font, values, x, y, width):
         top = y + 24 + a * row
         zero, end = (bar_x + bar_w * (v - lo) / span for v in (0.0, value))
         colour = ORANGE if a == values["action"] else BLUE
-        draw.text((x, top), names[a], fill="black", font=font)
+        write((x, top), names[a])
         draw.rectangle([min(zero, end), top + 2, max(zero, end), top + row - 6], fill=colour)
-        draw.text((bar_x + bar_w + 6, top), f"{value:.2f}", fill=colour, font=font)
+        write((bar_x + bar_w + 6, top), f"{value:.2f}", fill=colour)
 
 
-def draw_status(draw, font, values, x, y, width):
+def draw_status(draw, write, values, x, y, width, words=WORDS):
     """The step and episode, then the env's readouts as gauges between their limits or towards their goal."""
-    text = f"step {values['step']}"
+    text = words["step"].format(step=values["step"])
     if values["episode"] is not None:
-        text += f"    episode {values['episode']} of {values['episodes']}"
-    draw.text((x, y), text, fill="black", font=font)
+        text += "    " + words["episode"].format(episode=values["episode"], episodes=values["episodes"])
+    write((x, y), text)
     for i, gauge in enumerate(values["gauges"]):
         top = y + 30 + i * 36
-        draw.text((x, top), f"{gauge.name} {gauge.fmt.format(gauge.value)}", fill="black", font=font)
+        write((x, top), f"{words['names'].get(gauge.name, gauge.name)} {gauge.fmt.format(gauge.value)}")
         left, right, mid = x + 150, x + width - 10, top + 9
         at = functools.partial(on_scale, gauge, left, right)
         draw.line([(left, mid), (right, mid)], fill=GREY, width=2)
@@ -247,9 +275,9 @@ def cjk_pillow_font(size):
 class QValueOverlay(gym.Wrapper):
     """render() returns the env's picture with the agent's Q-values, the step and the episode below it."""
 
-    def __init__(self, env, agent, episodes=None):
+    def __init__(self, env, agent, episodes=None, words=WORDS):
         super().__init__(env)
-        self.agent, self.episodes = agent, episodes
+        self.agent, self.episodes, self.words = agent, episodes, words
         self.episode, self.step_count, self.obs = 0, 0, None
 
     def reset(self, **kwargs):
@@ -265,7 +293,7 @@ class QValueOverlay(gym.Wrapper):
     def render(self):
         episode = self.episode if self.episodes else None
         values = panel_values(self.agent, self.env, self.obs, self.step_count, episode, self.episodes)
-        return draw_panel(self.env.render(), values)
+        return draw_panel(self.env.render(), values, self.words)
 
 
 def captioned(frame, text):
@@ -279,7 +307,9 @@ def captioned(frame, text):
 # ---------------------------------------------------------------------------------------
 # Playing, windows and videos
 # ---------------------------------------------------------------------------------------
-def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=print, on_frame=None, on_reset=None):
+def play_episodes(
+    env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=print, on_frame=None, on_reset=None, words=WORDS
+):
     """Run greedy episodes; each rendered frame goes to on_frame, if given. Returns (steps, return) each."""
     results = []
     for i in range(episodes):
@@ -298,15 +328,15 @@ def play_episodes(env, policy, episodes, seed, max_steps=WATCH_MAX_STEPS, log=pr
                 break
         results.append((step, total))
         if log:
-            log(f"watch episode {i + 1}/{episodes}: {episode_summary(env, step, total)}")
+            log(words["watched"].format(i=i + 1, n=episodes, summary=episode_summary(env, step, total, words)))
     return results
 
 
-def episode_summary(env, steps, total):
+def episode_summary(env, steps, total, words=WORDS):
     """How a watched episode went: on CartPole, how long the pole stayed up; elsewhere, the return."""
     if hasattr(env.unwrapped, "theta_threshold_radians"):
-        return f"pole stayed up for {steps} steps"
-    return f"return {total:g} in {steps} steps"
+        return words["pole_up"].format(steps=steps)
+    return words["returned"].format(total=total, steps=steps)
 
 
 def watch_in_window(make_env, policy, episodes, seed, title, log=print):
@@ -327,33 +357,32 @@ def watch_in_window(make_env, policy, episodes, seed, title, log=print):
         return False
 
 
-def record_video(env, policy, episodes, seed, path, log=print):
+def record_video(env, policy, episodes, seed, path, log=print, words=WORDS):
     """Record greedy episodes on env (made with render_mode="rgb_array") to path. Returns the path written."""
     os.environ["SDL_VIDEODRIVER"] = "dummy"  # frames are drawn off-screen: no display needed
     try:
         with VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
-            play_episodes(env, policy, episodes, seed, log=log, on_frame=video.add)
+            play_episodes(env, policy, episodes, seed, log=log, on_frame=video.add, words=words)
     finally:
         env.close()
     return video.path
 
 
-CAPTION = "after {env_steps:,} env steps (episode {episode}): greedy return {total:.0f}"
-
-
-def record_learning_video(agent, moments, env_id, seed, path, log=print, caption=CAPTION):
+def record_learning_video(agent, moments, env_id, seed, path, log=print, words=WORDS):
     """One greedy episode of each snapshot in moments, captioned and overlaid, in one video. Returns its path.
 
-    caption: each part's caption, a format of env_steps, episode and total (the part's return).
+    words: what it draws and prints (WORDS' keys); its caption is a format of env_steps, episode and
+    total (the part's return).
     """
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     final = {k: v.clone() for k, v in agent.eval_net.state_dict().items()}
-    env = QValueOverlay(env_maker(agent)(env_id, unwrapped=False, render_mode="rgb_array"), agent)
+    env = QValueOverlay(env_maker(agent)(env_id, unwrapped=False, render_mode="rgb_array"), agent, words=words)
     try:
         with VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
             for moment in moments:
                 agent.eval_net.load_state_dict(moment["weights"])
-                log(f"learning video: {record_part(video, env, agent, moment, seed, caption)}")
+                caption = record_part(video, env, agent, moment, seed, words["caption"])
+                log(words["learning_part"].format(caption=caption))
     finally:
         agent.eval_net.load_state_dict(final)
         env.close()
@@ -490,7 +519,7 @@ def can_render(env_id, log=print):
         return False
     name_display_driver()
     try:
-        env = dqn.make_env(env_id, render_mode="human")
+        env = tasks.make_env(env_id, render_mode="human")
         env.reset()
         env.render()
         env.close()

@@ -22,6 +22,8 @@ def test_median_and_iqm_are_the_textbook_ones():
     assert intervals.summarize(range(1, 11))["median"] == 5.5
     assert intervals.summarize([1, 2, 3, 4, 5, 6, 7, 100])["iqm"] == 4.5  # the mean of 3, 4, 5, 6
     assert intervals.summarize([1, 2, 3, 4, 5, 6, 7, 100])["median"] == 4.5
+    # a quarter trimmed from each end (2 of 8), not a fifth (1 of 8, which would give 40 / 6)
+    assert intervals.summarize([1, 2, 3, 4, 5, 6, 20, 100])["iqm"] == 4.5
 
 
 def test_bootstrap_interval_of_a_fixed_sample():
@@ -286,3 +288,45 @@ def test_the_pixel_preset_is_the_protocols_chosen_variant():
     chosen = [*pixel_protocol.variant_flags(pixel_protocol.PRESET_VARIANT), *pixel_protocol.RUN_FLAGS]
     budget = ["--max-env-steps", str(pixel_protocol.BUDGET)]
     assert vars(parse_args(["--pixels"])) == vars(parse_args(["--preset", "pixels", *chosen, *budget]))
+
+
+class FixedEvaluations(judge.JudgedHooks):
+    """JudgedHooks whose evaluations score what the test says, without playing."""
+
+    def __init__(self, means, task=judge.CARTPOLE):
+        from beyond.cli import build
+
+        args = judge.parse_args([str(f) for f in judge.protocol_flags([], 0, 5000, task=task)])
+        env, agent = build(args)
+        super().__init__(agent, env, args, task=task)
+        self.means = iter(means)
+
+    def evaluate(self, seed, episodes=None):
+        mean = next(self.means)
+        return dict(mean=mean, std=0.0, min=mean)
+
+
+def test_the_judge_passes_a_mean_exactly_at_the_threshold(monkeypatch):
+    monkeypatch.setattr(judge, "confirm", lambda agent, seed, attempt, task: task.threshold)
+    hooks = FixedEvaluations([judge.SOLVED - 0.01, judge.SOLVED])
+    hooks.run_eval(1000)
+    assert hooks.passed is None and not hooks.stop
+    hooks.run_eval(2000)
+    assert hooks.passed[0]["env_steps"] == 2000 and hooks.stop
+
+
+def test_each_confirmation_the_judge_asks_for_is_a_new_attempt(monkeypatch):
+    attempts = []
+    monkeypatch.setattr(judge, "confirm", lambda agent, seed, attempt, task: attempts.append(attempt) or 0.0)
+    hooks = FixedEvaluations([500.0, 500.0, 500.0])
+    for env_steps in (1000, 2000, 3000):
+        hooks.run_eval(env_steps)
+    assert attempts == [0, 1, 2] and len(hooks.unconfirmed) == 3 and hooks.passed is None
+
+
+def test_one_seed_gives_its_value_without_an_interval():
+    summary = intervals.summarize([4000])
+    assert summary["median"] == summary["iqm"] == 4000
+    assert intervals.fmt_summary(summary) == ("4,000", "4,000")
+    p, (low, high) = intervals.probability_of_improvement([1000], [2000])
+    assert p == 1.0 and np.isnan(low) and np.isnan(high)

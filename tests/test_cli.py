@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import dqn  # noqa: E402 (conftest puts the repo root on the path)
+from beyond import UsageError  # noqa: E402
 from beyond.cli import build  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from conftest import (
@@ -335,3 +336,12 @@ def test_the_learning_rate_flag_and_a_presets_lr_reach_adam(argv):
     env, agent = build(args)
     env.close()
     assert agent.optimizer.param_groups[0]["lr"] == args.lr != dqn.hyperparameters["lr"]
+
+
+def test_checking_the_flags_creates_no_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse_args(["--runs-dir", "a/b", "--video", "c/d.mp4", "--plot", "e/f.png"])
+    assert not list(tmp_path.iterdir())
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="is not a folder"):
+        parse_args(["--runs-dir", "file/runs"])

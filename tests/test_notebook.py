@@ -1,12 +1,15 @@
 """The notebooks: built from dqn.py's own code, and run top to bottom on a fresh kernel with no display."""
 
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import dqn
 from conftest import ROOT, headless_env
 
 NOTEBOOKS = ["dqn.ipynb", "dqn.zh-CN.ipynb"]
@@ -49,6 +52,24 @@ def test_the_first_cell_runs_the_blogs_300_episodes_and_quick_runs_40():
             assert (namespace["episodes"], namespace["learning_starts"]) == (episodes, learning_starts)
 
 
+def quick_reference(tmp_path):
+    """A folder with a reference for the quick run's settings (the shipped ones have none), made up for the test."""
+    from beyond.flags import parse_args
+    from beyond.reference import settings_of
+
+    flags = ["--episodes", "40", "--learning-starts", "200"]
+    settings = json.loads(json.dumps(settings_of(parse_args(flags))))
+    runs = [dict(seed=s, curve=[(300, 20.0 * s), (2500, 100.0 * s)], solved_at=None, final_return=100.0 * s,
+                 env_steps=2500) for s in range(1, 4)]  # fmt: skip
+    folder = tmp_path / "references"
+    folder.mkdir()
+    reference = dict(
+        command="python dqn.py --episodes 40 --learning-starts 200", flags=flags, settings=settings, runs=runs
+    )
+    (folder / "quick.json").write_text(json.dumps(reference))
+    return folder
+
+
 # One notebook with the kernel's own inline backend, the other with MPLBACKEND=Agg set, as
 # some setups have: the plots must show either way.
 @pytest.mark.parametrize("name, backend", [("dqn.ipynb", None), ("dqn.zh-CN.ipynb", "Agg")])
@@ -56,7 +77,9 @@ def test_the_notebook_runs_on_a_fresh_kernel_and_shows_the_plot_and_the_agent(na
     executed = tmp_path / name
     command = [sys.executable, "-m", "papermill", str(ROOT / name), str(executed), "--cwd", str(ROOT), "-k", "python3"]
     command += ["-p", "quick", "True", "-p", "out_dir", str(tmp_path)]
-    env = headless_env(**({"MPLBACKEND": backend} if backend else {}))
+    env = headless_env(
+        **({"MPLBACKEND": backend} if backend else {}), DQN_REFERENCE_RUNS=str(quick_reference(tmp_path))
+    )
     env.pop("OMP_NUM_THREADS", None)  # the kernel gets torch's own default, as a learner's does
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -70,11 +93,15 @@ def test_the_notebook_runs_on_a_fresh_kernel_and_shows_the_plot_and_the_agent(na
     assert numbers[0] == 40 and numbers[2] > 500  # 40 episodes; a short run, but one that learns
     assert finished.endswith(("torch threads: 1)", "torch 线程数 1）"))  # the kernel trains on one thread
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the reward plot and the value plot
+    # the reward plot, this run over its reference runs' band, and the value plot
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+    assert "3 次参考运行" in printed or "of 3 reference runs of `python dqn.py --episodes 40" in printed
     videos = [o for o in outputs if "<video" in "".join(o.get("data", {}).get("text/html", ""))]
     gifs = [o for o in outputs if "image/gif" in o.get("data", {})]
     assert len(videos) + len(gifs) == 2  # the trained agent and the learning video, inside the notebook
-    assert "learning video: " in printed and "watch episode 1/1" in printed
+    english = "learning video: " in printed and "watch episode 1/1" in printed
+    chinese = "学习过程视频：" in printed and "观看第 1/1 回合" in printed  # printed in Chinese, with a font or without
+    assert english if name == "dqn.ipynb" else chinese and "watch episode" not in printed
     assert not [o for o in outputs if o["output_type"] == "stream" and o["name"] == "stderr"], outputs
     assert_git_status_is_clean_after_saving(executed, name, tmp_path / "clone")
 
@@ -96,10 +123,18 @@ def assert_git_status_is_clean_after_saving(executed, name, clone):
         command = line.split("#")[0].strip()
         if command == "SAVE":
             (clone / name).write_text(as_jupyter_saves_it(executed), encoding="utf-8")
-        elif command and not command.startswith("pip "):
-            subprocess.run(command.split(), cwd=clone, check=True, capture_output=True)
+        elif command and not command.startswith("pip "):  # a venv's tools, found as an activated venv finds them
+            subprocess.run(command.split(), cwd=clone, check=True, capture_output=True, env=venv_on_path())
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == ""
+
+
+def venv_on_path():
+    """This environment with the running Python's scripts first on PATH, where `pip install` put nbstripout.
+
+    An IDE runs `venv/bin/python -m pytest` without activating the venv: its tools are not on PATH.
+    """
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
 
 
 def as_jupyter_saves_it(executed):
@@ -155,6 +190,43 @@ def test_no_chinese_page_breaks_a_line_or_puts_a_space_between_two_chinese_chara
     assert CJK_GAP.search("小车上的 杆子") and CJK_GAP.search("小车上的\n杆子") and not CJK_GAP.search("小车。\n\n杆子")
 
 
+# Full-width punctuation carries its own space: a space or a line break beside it shows as a gap.
+FULL_WIDTH = "，。、；：！？（）【】《》「」『』“”"
+PUNCTUATION_GAP = re.compile(  # a table's cell borders and a new block (list, quote, heading) are not gaps
+    f"[{FULL_WIDTH}] +[^\\s|]|[^\\s|] +[{FULL_WIDTH}]"
+    f"|[{FULL_WIDTH}]\\n(?=[^\\n\\-*#>|\\d ])|[^\\n|]\\n(?=[{FULL_WIDTH}])"
+)
+
+
+def test_no_chinese_page_puts_a_space_or_a_line_break_beside_full_width_punctuation():
+    gaps = []
+    for name, text in chinese_markdown().items():
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        gaps += [f"{name}: {prose[m.start() - 10 : m.end() + 10]!r}" for m in PUNCTUATION_GAP.finditer(prose)]
+    assert not gaps, "\n".join(gaps)
+    for bad in ("填得下。 DQN", "缓冲区， `learn`", "notebook` （或", "填得下。\nDQN", "notebook`\n（或"):
+        assert PUNCTUATION_GAP.search(bad), bad
+    for good in ("| 30（0–29） | 学习", "填得下。\n\nDQN", "如下：\n- 一", "同一个 DQN 还能"):
+        assert not PUNCTUATION_GAP.search(good), good
+
+
+def test_the_chinese_notebook_prints_and_draws_its_watching_in_chinese():
+    from beyond import watching
+    from beyond.chinese import DRAWN, PRINTED
+
+    assert set(PRINTED) | set(DRAWN) == set(watching.WORDS)
+    actions, gauges = watching.READOUTS["CartPole"]
+    env = dqn.make_env("CartPole-v1", unwrapped=False)
+    env.reset(seed=0)
+    shown = [*actions, *(g.name for g in gauges(None, env.unwrapped))]
+    assert all(name in DRAWN["names"] for name in shown)
+    for key, english in watching.WORDS.items():  # the same fields to fill in, in other words
+        chinese = {**PRINTED, **DRAWN}[key]
+        if isinstance(english, str):
+            assert sorted(re.findall(r"\{(\w+)", chinese)) == sorted(re.findall(r"\{(\w+)", english)), key
+            assert chinese != english, key
+
+
 def test_the_value_plots_axis_labels_lie_inside_the_saved_figure():
     from beyond.values import value_figure
 
@@ -167,16 +239,26 @@ def test_the_value_plots_axis_labels_lie_inside_the_saved_figure():
         assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, label
 
 
-def test_the_progress_bar_counts_env_steps_and_has_no_total_it_cannot_know(capsys):
+def test_the_progress_display_fills_the_memory_then_counts_what_is_known(capsys, monkeypatch):
     import dqn
     from beyond.hooks import NotebookProgress
 
+    drawings = []
+    monkeypatch.setattr(NotebookProgress, "redraw", lambda self: drawings.append(self.html()))
     agent = dqn.DQN(4, 2, seed=0, memory_capacity=200)
     progress = NotebookProgress(agent, episodes=30)
     records = dqn.train(agent, dqn.make_env(), episodes=30, seed=0, log=None, hooks=progress)
-    assert progress.bar.total is None  # a run's env steps are not known before it ends
-    assert progress.bar.n == records[-1]["env_steps"] > 200
-    assert progress.bar.postfix == "episode 30 of 30"
+    drawings.append(progress.html())
+    filling = [d for d in drawings if d.startswith("<progress")]
+    learning = [d for d in drawings if d.startswith("learning: ")]
+    assert len(filling) + len(learning) == len(drawings) and drawings[: len(filling)] == filling  # two phases, in order
+    assert 'max="201"' in filling[0] and "of 201 transitions" in filling[-1]  # a bar with a known end
+    assert [int(d.split('value="')[1].split('"')[0]) for d in filling] == sorted(
+        int(d.split('value="')[1].split('"')[0]) for d in filling
+    )
+    assert learning[-1].startswith(f"learning: episode 30 of at most 30 · {records[-1]['env_steps']:,} env steps · ")
+    assert learning[-1].endswith(" env steps/s")
+    assert not any(mark in d for d in drawings for mark in ("?", "<00", "remaining", "eta"))  # no invented time left
     progress.finish(records)
     finished = capsys.readouterr().out.splitlines()[-1]  # outside a kernel the line is printed
     assert finished.startswith(f"trained 30 episodes: {records[-1]['env_steps']:,} env steps")

@@ -1,5 +1,6 @@
 """Is my run normal? Reference runs, a run's place among them, the band in its plot, and each failure named."""
 
+import dataclasses
 import json
 import sys
 from types import SimpleNamespace
@@ -26,6 +27,7 @@ from beyond.reference import (  # noqa: E402
     settings_of,
     value_blow_up,
 )
+from beyond.tasks import TASKS  # noqa: E402
 
 
 def made_reference(flags, runs, command="python dqn.py (the test's)"):
@@ -61,6 +63,7 @@ def test_value_blow_up_is_an_estimate_far_above_the_truth_and_pulling_away():
     assert line.startswith("value blow-up: the net believes 150.0 where its policy gets 11.0")
     assert "#value-blow-up" in line
     assert value_blow_up(evals([(10, 9), (11, 10), (12, 10), (12.5, 11)])) is None  # close to the truth
+    assert value_blow_up(evals([(9.5, 9), (11, 10), (12.5, 10.5), (13, 10.8)])) is None  # pulling away, but close
     assert value_blow_up(evals([(100, 9), (80, 10), (60, 10), (40, 11)])) is None  # far above, but coming back
     assert value_blow_up(evals([(100, 9), (200, 10)])) is None  # too few evaluations to see it grow
 
@@ -110,6 +113,9 @@ def test_the_placement_of_a_blog_run_ranks_its_final_greedy_return():
     ref = made_reference([], [run(s, [(1, 1.0)], final_return=float(100 * s)) for s in range(5)], "python dqn.py")
     line = placement(dict(solved_at=None, final_return=250.0, env_steps=1, curve=[]), ref)
     assert line == "final greedy return 250.0: above 3 of 5 reference runs of `python dqn.py` (median 200.0)"
+    perfect = [run(s, [(1, 1.0)], final_return=500.0 if s else 380.0) for s in range(5)]
+    line = placement(dict(solved_at=None, final_return=500.0, env_steps=1, curve=[]), made_reference([], perfect))
+    assert "above 1 and level with 4 of 5 reference runs" in line
 
 
 SHORT_TUNED = ["--preset", "tuned", "--max-env-steps", "3000", "--eval-every", "500", "--eval-episodes", "2"]
@@ -182,6 +188,13 @@ def test_the_presets_learners_run_have_references(name, seeds):
 
 def test_every_reference_was_made_with_its_presets_flags_of_today():
     assert reference_runs.stale() == []
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in reference.REFERENCE_DIR.glob("tuned-*.json")))
+def test_a_changed_task_row_makes_its_reference_stale(monkeypatch, name):
+    env_id = name.removeprefix("tuned-")
+    monkeypatch.setitem(TASKS, env_id, dataclasses.replace(TASKS[env_id], budget=TASKS[env_id].budget + 1000))
+    assert reference_runs.stale() == [name]
 
 
 def test_a_changed_preset_makes_its_reference_stale(monkeypatch):

@@ -116,11 +116,11 @@ def test_damaged_missing_and_foreign_resume_files_are_one_line(stopped, tmp_path
     foreign = tmp_path / "runs" / "foreign"
     foreign.mkdir()
     torch.save(dict(format="dqn-cartpole-resume/0"), foreign / RESUME_FILE)
-    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), "is not a dqn-cartpole-resume/2 file")
+    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), "is not a dqn-cartpole-resume/3 file")
     newer = tmp_path / "runs" / "newer"
     newer.mkdir()
-    (newer / RESUME_FILE).write_bytes(b"dqn-cartpole-resume/3\n" + data.split(b"\n", 1)[1])
-    assert_one_line_error(run_dqn("--resume", newer, cwd=tmp_path), "of format 'dqn-cartpole-resume/3'", "reads")
+    (newer / RESUME_FILE).write_bytes(b"dqn-cartpole-resume/4\n" + data.split(b"\n", 1)[1])
+    assert_one_line_error(run_dqn("--resume", newer, cwd=tmp_path), "of format 'dqn-cartpole-resume/4'", "reads")
 
 
 def test_a_solved_run_has_nothing_to_resume(tmp_path):

@@ -15,7 +15,7 @@ import sb3_anchor  # noqa: E402
 import tune  # noqa: E402
 
 from beyond.flags import parse_args  # noqa: E402
-from beyond.tasks import TASKS  # noqa: E402
+from beyond.tasks import TASKS, run_settings  # noqa: E402
 
 OTHER_TASKS = ["Acrobot-v1", "MountainCar-v0", "LunarLander-v3"]
 
@@ -43,11 +43,17 @@ def test_each_tasks_random_return_is_what_a_random_policy_gets(env_id):
 @pytest.mark.parametrize("env_id", OTHER_TASKS)
 def test_preset_tuned_on_a_task_takes_its_row(env_id):
     task, args = TASKS[env_id], parse_args(["--preset", "tuned", "--env", env_id])
-    assert (args.early_stop, args.eval_every, args.confirm_episodes) == (
+    settings = run_settings(task)
+    assert set(settings) == {"env", "early_stop", "eval_every", "eval_episodes", "confirm_episodes", "max_env_steps"}
+    assert all(getattr(args, name) == value for name, value in settings.items())
+    assert (args.env, args.early_stop, args.eval_every, args.eval_episodes, args.confirm_episodes) == (
+        env_id,
         task.threshold,
         task.eval_every,
+        task.eval_episodes,
         task.confirm_episodes,
     )
+    assert args.max_env_steps == 2 * task.budget
     assert all(getattr(args, name) == value for name, value in task.tuned.items())
     assert parse_args(["--preset", "tuned", "--env", env_id, "--early-stop", "-1"]).early_stop == -1
 

@@ -1,0 +1,63 @@
+"""What a run may cost: the memory its settings take, estimated before anything is built.
+
+A setting that would fill the machine's memory (a replay memory of a billion rows, a hidden
+layer of fifty million units) is refused in one line before training, whether it came from
+a flag or from a file. The same estimate caps how much of a resume file is read.
+"""
+
+import os
+
+import torch
+
+import dqn
+from beyond.dueling import dueling_q_net
+from beyond.hooks import MAX_SNAPSHOTS
+from beyond.pixels import FRAME_STACK, conv_q_net
+
+LARGEST_COUNT = 10**9  # episodes, env steps, schedules: a run of more than this is a typo, not a plan
+LARGEST_EVAL_EPISODES = 10_000  # episodes of one evaluation or confirmation
+LARGEST_REPLAY_RATIO = 64  # learn steps per env step that learns
+STEPS_PER_EVAL_EPISODE = 5  # env steps of training, at least, for each episode of a periodic evaluation
+LARGEST_SNAPSHOTS = MAX_SNAPSHOTS  # the learning video's moments: chosen among at most this many copies
+# Copies of eval_net's weights a run holds: eval and target nets, the gradient, Adam's two
+# moments, and the hooks' copies (the learning video's snapshots, the best, the last good, the solved).
+WEIGHT_COPIES = 5 + MAX_SNAPSHOTS + 4
+
+
+def physical_memory():
+    """Bytes of RAM on this machine."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def net_parameters(obs_shape, n_actions, hidden, pixels, dueling):
+    """eval_net's parameter count, from a copy built on the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        if pixels:
+            net = conv_q_net(obs_shape, n_actions, hidden)
+            extra = hidden + 1 if dueling else 0  # a DuelingHead adds the value stream
+        else:
+            net = (dueling_q_net if dueling else dqn.q_net)(obs_shape[0], n_actions, hidden)
+            extra = 0
+    return sum(p.numel() for p in net.parameters()) + extra
+
+
+def memory_bytes(args, obs_shape, n_actions):
+    """About how many bytes a run with these settings holds at most: its replay memory, nets and copies."""
+    rows = args.memory_capacity
+    if args.pixels:  # FrameMemory: uint8 frames, FRAME_STACK + 1 a row (+ FRAME_STACK with n-step)
+        frames = FRAME_STACK + (1 if args.n_step == 1 else FRAME_STACK)
+        row = frames * obs_shape[1] * obs_shape[2] + 3 * 4
+    else:  # [s, a, r, s_] and the terminated flag, float32
+        row = (2 * obs_shape[0] + 3) * 4
+    memory = rows * row + (32 * rows if args.prioritized else 0)  # the sum tree: 2 float64 nodes a leaf, rounded up
+    weights = 4 * WEIGHT_COPIES * net_parameters(obs_shape, n_actions, args.hidden, args.pixels, args.dueling)
+    batch = 8 * args.batch_size * (row + 4 * args.hidden)  # a sampled batch and its activations, a few times over
+    return memory + weights + batch
+
+
+def fits_in_memory(args, obs_shape, n_actions):
+    """None if the run fits in this machine's memory; else a sentence on what it would take."""
+    needed, available = memory_bytes(args, obs_shape, n_actions), physical_memory()
+    if needed <= 0.8 * available:
+        return None
+    return f"needs about {needed / 2**30:,.1f} GiB of memory and this machine has {available / 2**30:,.1f} GiB"
