@@ -23,7 +23,7 @@ import pytest
 import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
-from test_resume_safety import edit, sites
+from test_resume_safety import edit, resume_in_process, sites
 
 import dqn
 from beyond import UsageError
@@ -31,7 +31,7 @@ from beyond.cli import build
 from beyond.files import load_checkpoint, save_checkpoint
 from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks
-from beyond.resume import RESUME_FILE, RESUME_FORMAT, resumed_args, save_resume_state
+from beyond.resume import RESUME_FILE, RESUME_FORMAT, save_resume_state
 from beyond.statefile import KIND, read_state, write_state
 from conftest import ROOT, assert_one_line_error, headless_env, run_dqn
 
@@ -130,16 +130,6 @@ def with_state(stopped_run, tmp_path, path, value, name="edited"):
     finally:
         sys.setrecursionlimit(limit)
     return run_dir
-
-
-def resume_in_process(run_dir):
-    """What --resume does before training goes on: read, check, rebuild, restore."""
-    from beyond.resume import restore
-
-    args = resumed_args(run_dir, ["--resume", str(run_dir), "--max-env-steps", "240"])
-    env, agent = build(args)
-    restore(args.resume_state, agent, env, TrainingHooks(agent, env, args, log=None))
-    return agent
 
 
 def refused(run_dir, *needles):
@@ -562,14 +552,22 @@ def changed(value):
     return st.one_of(options)
 
 
-def outcome(run_dir):
-    """'refused' for one UsageError line about the file, 'resumed' for a run that restored; else the test fails."""
+def one_line_or(action, prefix, success):
+    """'refused' where action() raises one UsageError line that starts with prefix, else success.
+
+    Any other exception, or an error of more than one line, fails the test.
+    """
     try:
-        resume_in_process(run_dir)
+        action()
     except UsageError as e:
-        assert "\n" not in str(e) and str(e).startswith("--resume: "), str(e)
+        assert "\n" not in str(e) and str(e).startswith(prefix), str(e)
         return "refused"
-    return "resumed"
+    return success
+
+
+def outcome(run_dir):
+    """'refused' or 'resumed': what --resume run_dir comes to."""
+    return one_line_or(lambda: resume_in_process(run_dir), "--resume: ", "resumed")
 
 
 def all_sites(run_dir):
@@ -635,13 +633,8 @@ def test_fuzzed_files_stay_small_and_quick_in_a_child_process(stopped_run, tmp_p
 
 
 def checkpoint_outcome(path):
-    """'refused' for one UsageError line about the checkpoint, 'loaded' for an agent; else the test fails."""
-    try:
-        load_checkpoint(path)
-    except UsageError as e:
-        assert "\n" not in str(e) and str(e).startswith("--play: "), str(e)
-        return "refused"
-    return "loaded"
+    """'refused' or 'loaded': what reading the checkpoint at path comes to."""
+    return one_line_or(lambda: load_checkpoint(path), "--play: ", "loaded")
 
 
 @given(data=st.data())
