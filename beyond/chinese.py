@@ -28,7 +28,7 @@ PLACEMENT = dict(
     tied="，与 {tied} 次持平",
     no_reference="这些设置没有参考运行，没有可比较的对象（docs/normal-run.zh-CN.md 列出了有参考运行的设置）",
 )
-BAND = dict(band="{n} 次参考运行：中位数与 10%–90% 区间", run="这次运行", y="学习视频各副本的贪心回报", x="环境步数")
+BAND = dict(band="{n} 次参考运行：中位数与 10%–90% 区间", run="这次运行", y="学习视频各副本\n的贪心回报", x="环境步数")
 CAPTION = "{env_steps:,} 个环境步之后（第 {episode} 回合）：贪心回报 {total:.0f}"
 # watching.WORDS in Chinese: the lines it prints (any terminal shows them), then what the videos draw (a font must)
 PRINTED = dict(

@@ -96,7 +96,7 @@ def snapshot_curve(agent, moments, args):
 BAND_LABELS = dict(
     band="{n} reference runs: median, 10-90%",
     run="this run",
-    y="greedy return of the video's snapshots",
+    y="greedy return of\nthe video's copies",  # two lines: one is taller than the panel
     x="env steps",
 )
 

@@ -172,7 +172,10 @@ def test_a_run_without_evaluations_gets_a_panel_of_its_snapshots_over_the_band()
     assert len(figure.axes) == 2
     add_reference_band(figure, ref, dict(curve=[(1000, 50.0), (2000, 250.0)]))
     panel = figure.axes[2]
-    assert panel.get_ylabel() == "greedy return of the video's snapshots"
+    assert panel.get_ylabel() == "greedy return of\nthe video's copies"
+    figure.canvas.draw()
+    label, box = panel.yaxis.label.get_window_extent(), panel.get_window_extent()
+    assert box.y0 <= label.y0 and label.y1 <= box.y1  # the label no longer than its panel
     assert list(panel.lines[0].get_ydata()) == [50.0, 250.0] and band_polygon_extent(panel)[1] == pytest.approx(390.0)
 
 
