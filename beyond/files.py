@@ -19,7 +19,7 @@ import dqn
 from beyond import UsageError
 from beyond.agents import EXTENSION_DEFAULTS, make_agent
 from beyond.flags import setting_kinds, setting_value
-from beyond.limits import LARGEST_REPLAY_RATIO
+from beyond.limits import LARGEST_REPLAY_RATIO, net_parameters
 from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, PixelDQN, frame_shape
 from beyond.statefile import StateError, load_data, open_regular_file
 from beyond.tasks import EnvIdError, check_env_id
@@ -222,7 +222,7 @@ def check_meta(meta, weights, path):
     if pixels and list(meta["n_states"]) != [FRAME_STACK, *frame_shape()]:
         raise UsageError(f"--play: {path} expects screens of shape {meta['n_states']}, not this program's")
     first = weights.get("fc.0.weight") if isinstance(weights, dict) else None
-    # building the agent allocates its nets: only at the size of the weights the file already holds
+    # building the agent allocates the nets its meta describes: only at the size of the weights the file holds
     fits = isinstance(first, torch.Tensor) and first.dim() == 2 and first.shape[0] == meta["hidden"]
     if not (fits and (pixels or first.shape[1] == meta["n_states"])):
         raise UsageError(
@@ -230,3 +230,8 @@ def check_meta(meta, weights, path):
         )
     if any(not isinstance(t, torch.Tensor) or not torch.isfinite(t).all() for t in weights.values()):
         raise UsageError(f"--play: {path} is damaged: its weights are not all finite numbers")
+    shape = tuple(meta["n_states"]) if pixels else (meta["n_states"],)
+    dueling = bool(meta.get("extensions", {}).get("dueling"))
+    described = net_parameters(shape, meta["n_actions"], meta["hidden"], pixels, dueling)
+    if described != sum(t.numel() for t in weights.values()):
+        raise UsageError(f"--play: {path} does not fit its network: its meta describes {described:,} weights")

@@ -661,3 +661,13 @@ def test_the_checkpoint_fuzzing_reaches_both_outcomes(stopped_run, tmp_path):
     torch.save(checkpoint, tmp_path / "bad.pt")
     assert checkpoint_outcome(tmp_path / "harmless.pt") == "loaded"
     assert checkpoint_outcome(tmp_path / "bad.pt") == "refused"
+
+
+@pytest.mark.parametrize("field, value", [("n_actions", 23_526_535), ("hidden", 10**8)])
+def test_a_checkpoint_whose_meta_describes_a_larger_net_than_its_weights_builds_nothing(
+    stopped_run, tmp_path, field, value
+):
+    data = torch.load(stopped_run / "model.pt", weights_only=True)
+    data["meta"][field] = value
+    torch.save(data, tmp_path / "model.pt")
+    refused_in_child(tmp_path / "model.pt", tmp_path, "does not fit its network", flag="--play")
