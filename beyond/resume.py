@@ -67,6 +67,11 @@ ENV_STATE = {
     # that hands back the same array twice, which these envs never do.
     "PassiveEnvChecker": ("checked_reset", "checked_step", "checked_render", "checked_data_reuse"),
 }
+# Envs whose physics cannot be saved as data (LunarLander's is a Box2D world): only the random
+# generator their next reset() draws from is saved, and a run stopped in mid-episode carries on
+# from a new episode. Stopped at an episode's end, it carries on as if it had never stopped.
+EPISODE_BOUNDARY = {"LunarLander": ("_np_random", "_np_random_seed")}
+ENV_STATE.update(EPISODE_BOUNDARY)
 PARTS = {"preprocessing", "agent", "env", "hooks", "train", "torch_rng"}
 RECORDS_ALLOWANCE = 64 * 2**20  # bytes of a file beyond its tensors: the episodes' and evaluations' records
 
@@ -91,6 +96,8 @@ def save_resume_state(path, args, agent, env, hooks, records):
     """
     unfinished = records[-1].get("unfinished") if records else None
     finished = records[:-1] if unfinished else records
+    if unfinished and type(env.unwrapped).__name__ in EPISODE_BOUNDARY:  # its episode cannot go on: it ends here
+        finished, unfinished = [*records[:-1], {k: v for k, v in records[-1].items() if k != "unfinished"}], None
     try:
         state = dict(
             preprocessing=PREPROCESSING_VERSION,

@@ -86,10 +86,11 @@ def mountain_car_gauges(s, base):
 
 
 def lunar_lander_gauges(s, base):
-    """Where the lander is across, against the pad's flags, and how far it leans."""
+    """Where the lander is across, against the pad's flags, how far it leans, and how many legs touch down."""
     return [
         Gauge("x", float(s[0]), -1.0, 1.0, (-0.2, 0.2), "{:+.2f}"),
         Gauge("tilt", float(np.degrees(s[4])), -90.0, 90.0, (), "{:+.0f}°"),
+        Gauge("legs down", float(s[6] + s[7]), 0.0, 2.0, (2.0,), "{:.0f}"),
     ]
 
 

@@ -146,3 +146,25 @@ def test_resume_state_is_written_whole_even_with_a_second_ctrl_c(tmp_path):
     state = saved_state(tmp_path, "twice")
     assert state["agent"]["memory_counter"] == state["train"][1]  # one row per env step, as trained
     assert not [p for p in os.listdir(tmp_path / "runs" / "twice") if p.startswith(".")]  # no temporary files left
+
+
+LUNAR = ["--preset", "tuned", "--env", "LunarLander-v3", "--seed", "3", "--no-early-stop", "--eval-every", "1000"]
+LUNAR += ["--learning-starts", "300", *QUIET]
+
+
+def test_a_lunarlander_run_resumes_from_an_episode_boundary(tmp_path):
+    """Box2D's world is not data: a stop at an episode's end resumes exactly; one mid-episode starts a new one."""
+    pytest.importorskip("Box2D", reason="gymnasium[box2d] (requirements-dev.txt)")
+    run_ok(*LUNAR, "--max-env-steps", "2500", "--run-name", "one-go", cwd=tmp_path)
+    ends = [int(row["env_steps"]) for row in read_metrics(tmp_path / "runs" / "one-go" / "metrics.csv")]
+    boundary = next(end for end in ends if end > 1000)  # an episode's last step: the stop falls between episodes
+    run_ok(*LUNAR, "--max-env-steps", boundary, "--run-name", "at-end", cwd=tmp_path)
+    assert saved_state(tmp_path, "at-end")["train"][2] is None
+    run_ok("--resume", tmp_path / "runs" / "at-end", "--max-env-steps", "2500", *QUIET, cwd=tmp_path)
+    assert_same_run(tmp_path, "at-end", "one-go")
+    run_ok(*LUNAR, "--max-env-steps", boundary - 7, "--run-name", "mid", cwd=tmp_path)
+    finished, env_steps, unfinished = saved_state(tmp_path, "mid")["train"]
+    assert unfinished is None and env_steps == boundary - 7  # the cut episode counts as ended where it stopped
+    run_ok("--resume", tmp_path / "runs" / "mid", "--max-env-steps", "2500", *QUIET, cwd=tmp_path)
+    rows = read_metrics(tmp_path / "runs" / "mid" / "metrics.csv")
+    assert int(rows[len(finished) - 1]["env_steps"]) == boundary - 7 and int(rows[-1]["env_steps"]) == 2500

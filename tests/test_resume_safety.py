@@ -1,6 +1,7 @@
 """resume.pt is data: a hostile file runs nothing, a damaged one is one line, every part declares its state."""
 
 import ast
+import copy
 import hashlib
 import io
 import json
@@ -337,3 +338,21 @@ def test_no_loader_in_the_program_or_the_benches_can_run_code_from_a_file():
 def test_load_resume_state_reads_the_folder_and_names_the_file(stopped_run):
     state = load_resume_state(stopped_run)
     assert state["path"] == str(Path(stopped_run) / RESUME_FILE)
+
+
+def test_lunarlanders_next_episode_depends_on_its_declared_state_alone():
+    """Resumed at an episode boundary, what reset() does not make anew is its random generator: declared."""
+    pytest.importorskip("Box2D", reason="gymnasium[box2d] (requirements-dev.txt)")
+    played, fresh = (dqn.make_env("LunarLander-v3", unwrapped=False) for _ in range(2))
+    played.reset(seed=1)
+    for _ in range(40):
+        played.step(played.action_space.sample())
+    fresh.reset(seed=2)
+    for name in ENV_STATE["LunarLander"]:  # what resume.pt keeps of it
+        setattr(fresh.unwrapped, name, copy.deepcopy(getattr(played.unwrapped, name)))
+    (s1, _), (s2, _) = played.reset(), fresh.reset()
+    assert np.array_equal(s1, s2)
+    for _ in range(30):
+        a = int(np.argmax(s1[:4]))
+        (s1, r1, *_), (s2, r2, *_) = played.step(a), fresh.step(a)
+        assert np.array_equal(s1, s2) and r1 == r2

@@ -181,7 +181,7 @@ def test_the_overlay_shows_the_agents_own_q_values_and_greedy_action():
     [
         ("Acrobot-v1", ["torque -1", "no torque", "torque +1"], ["tip height", "joint 1 speed"]),
         ("MountainCar-v0", ["push left", "no push", "push right"], ["position", "velocity"]),
-        ("LunarLander-v3", ["nothing", "left engine", "main engine", "right engine"], ["x", "tilt"]),
+        ("LunarLander-v3", ["nothing", "left engine", "main engine", "right engine"], ["x", "tilt", "legs down"]),
     ],
 )
 def test_each_task_gets_its_actions_names_and_its_own_readouts(env_id, names, gauges):
