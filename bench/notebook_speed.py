@@ -7,7 +7,7 @@ training, from the same train() records: the notebook in the line that replaces 
 progress bar, the script in its "trained ..." line.
 
     python bench/notebook_speed.py               # 3 repeats, seed 0
-    python bench/notebook_speed.py --repeats 5
+    python bench/notebook_speed.py --repeats 5   # and the median ratio's 95% bootstrap interval
 
 Writes bench/results/notebook_speed.md.
 """
@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import intervals
 from speed import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +101,8 @@ def main():
         f"| python dqn.py | {statistics.median(script):,.0f} | {runs(script)} |",
         "",
         f"Median of the per-repeat ratios notebook / script: **{statistics.median(ratios):.2f}** "
-        f"({', '.join(f'{v:.2f}' for v in ratios)})",
+        f"{intervals.fmt_interval(*intervals.summarize(ratios)['median_ci'], digits=2).strip()} "
+        f"(95% bootstrap interval; {', '.join(f'{v:.2f}' for v in ratios)})",
     ]
     table = "\n".join(lines)
     print("\n" + table)

@@ -23,6 +23,7 @@ trials differ from run to run.
 
     python bench/tune.py --n-trials 150 --n-jobs 2          # resumes bench/results/tune.db
     python bench/tune.py --storage postgresql://user@host/db --study-name tuned --n-trials 300   # on each machine
+    python bench/tune.py --env LunarLander-v3 --prune-curve     # long seeds: stop a trial plainly behind mid-seed
 
 Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
 """
@@ -123,9 +124,31 @@ OBJECTIVES = {  # what a trial's per-seed env steps to solve come to
 }
 
 
-def objective(trial, seeds, budget, n_trials, summary="median", env_id="CartPole-v1", first=None):
+# --prune-curve's reports: at CURVE_STEPS + env steps, then the per-seed ones at SEED_STEPS + i, so that each
+# comes after the last (the pruner looks at a trial's last step) and each kind is compared with its own kind
+CURVE_STEPS, SEED_STEPS = 10**9, 2 * 10**9
+
+
+def curve_pruning(trial):
+    """on_eval for the first tuning seed: report -(eval mean) at each evaluation, and stop a trial behind most.
+
+    The pruner compares a trial with the others at the same env step only, so a trial
+    whose first seed is plainly behind the study's earlier ones there is stopped at once,
+    instead of after the whole seed's budget.
+    """
+
+    def on_eval(env_steps, mean):
+        trial.report(-mean, CURVE_STEPS + env_steps)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    return on_eval
+
+
+def objective(trial, seeds, budget, n_trials, summary="median", env_id="CartPole-v1", first=None, curve=False):
     """Env steps to solve over the tuning seeds, summarised (unsolved: 2 x budget); pruned early when poor.
 
+    curve: also prune on the first seed's evaluation curve (curve_pruning).
     Trial numbers come from the database in order, so two workers that start a trial at
     the same moment agree on which of them is one too many: that one ends as failed.
     """
@@ -136,10 +159,10 @@ def objective(trial, seeds, budget, n_trials, summary="median", env_id="CartPole
     flags = as_flags(suggest(trial, first))
     steps = []
     for i, seed in enumerate(seeds):
-        result = judge(flags, seed, budget, env_id=env_id)
+        result = judge(flags, seed, budget, env_id=env_id, on_eval=curve_pruning(trial) if curve and i == 0 else None)
         steps.append(result["solved_at"] or 2 * budget)
         trial.set_user_attr(f"seed{seed}", dict(solved_at=result["solved_at"], wall_s=round(result["wall_s"], 1)))
-        trial.report(statistics.mean(steps), i)
+        trial.report(statistics.mean(steps), SEED_STEPS + i if curve else i)
         if result["solved_at"] is None or trial.should_prune():  # a preset must solve every seed
             raise optuna.TrialPruned()
     return OBJECTIVES[summary](steps)
@@ -218,7 +241,9 @@ def work(args, worker=0):
     first = first_trial(args) if args.env != "CartPole-v1" else None
     while args.timeout is None or time.monotonic() - start < args.timeout:
         study.optimize(
-            lambda trial: objective(trial, args.seeds, args.budget, args.n_trials, args.objective, args.env, first),
+            lambda trial: objective(
+                trial, args.seeds, args.budget, args.n_trials, args.objective, args.env, first, args.prune_curve
+            ),
             n_trials=1,
             catch=(StudyFull,),
             callbacks=[log],
@@ -282,6 +307,9 @@ def main():
         "--start-from-best", action="store_true", help="a new study's first trial: tune_best.json, not PREVIOUS_PRESET"
     )
     p.add_argument("--out", default=None, help="default: bench/results, or bench/results/tune_<env> for another env")
+    p.add_argument(
+        "--prune-curve", action="store_true", help="also stop a trial whose first seed's evaluations trail the others'"
+    )
     args = p.parse_args()
     cartpole = args.env == "CartPole-v1"
     args.out = args.out or str(RESULTS if cartpole else RESULTS / f"tune_{args.env}")

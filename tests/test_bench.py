@@ -330,3 +330,22 @@ def test_one_seed_gives_its_value_without_an_interval():
     assert intervals.fmt_summary(summary) == ("4,000", "4,000")
     p, (low, high) = intervals.probability_of_improvement([1000], [2000])
     assert p == 1.0 and np.isnan(low) and np.isnan(high)
+
+
+def test_curve_pruning_stops_a_trial_whose_first_seed_trails_the_others_at_the_same_env_step():
+    import optuna
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    for mean in (100.0, 120.0):  # two earlier trials, each evaluated at 10,000 env steps
+        trial = study.ask()
+        tune.curve_pruning(trial)(10_000, mean)
+        study.tell(trial, 1.0)
+    ahead, behind = study.ask(), study.ask()
+    tune.curve_pruning(ahead)(10_000, 150.0)  # better than both: goes on
+    with pytest.raises(optuna.TrialPruned):
+        tune.curve_pruning(behind)(10_000, -150.0)
+    assert list(behind.study.trials[-1].intermediate_values) == [tune.CURVE_STEPS + 10_000]
