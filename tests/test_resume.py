@@ -168,3 +168,21 @@ def test_a_lunarlander_run_resumes_from_an_episode_boundary(tmp_path):
     run_ok("--resume", tmp_path / "runs" / "mid", "--max-env-steps", "2500", *QUIET, cwd=tmp_path)
     rows = read_metrics(tmp_path / "runs" / "mid" / "metrics.csv")
     assert int(rows[len(finished) - 1]["env_steps"]) == boundary - 7 and int(rows[-1]["env_steps"]) == 2500
+
+
+def test_a_ctrl_c_while_the_run_is_saved_is_ignored_and_the_save_completes(tmp_path, monkeypatch):
+    """Deterministic: the SIGINT arrives inside save_resume_state, as a second Ctrl-C would."""
+    from beyond import cli
+
+    real_save = cli.save_resume_state
+
+    def interrupted_save(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered now: the shield must ignore it
+        return real_save(*args)
+
+    monkeypatch.setattr(cli, "save_resume_state", interrupted_save)
+    flags = ["--episodes", "30", "--memory-capacity", "200", "--seed", "0", *QUIET, "--run-name", "saved"]
+    assert cli.main([*flags, "--runs-dir", str(tmp_path / "runs")]) == 0
+    run_dir = tmp_path / "runs" / "saved"
+    assert load_resume_state(run_dir)["train"][1] > 0 and (run_dir / "model.pt").exists()
+    assert not [p for p in os.listdir(run_dir) if p.startswith(".")]  # no temporary files left
