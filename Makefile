@@ -26,7 +26,7 @@ notebook-speed:     ## bench/results/notebook_speed.md: dqn.ipynb's training cel
 	$(PY) bench/notebook_speed.py
 
 references:         ## beyond/reference_runs/*.json and docs/reference_bands.png: the runs a learner's run is placed among (resumes)
-	$(PY) bench/reference_runs.py blog tuned pixels --figure
+	$(PY) bench/reference_runs.py blog tuned pixels tuned-Acrobot-v1 --figure
 
 ablation:           ## bench/results/ablation.md and ablation.png: every row judged on seeds 0-9 (resumes)
 	$(PY) bench/ablation.py
