@@ -210,8 +210,9 @@ def draw_status(draw, write, values, x, y, width, words=WORDS):
     if values["episode"] is not None:
         text += "    " + words["episode"].format(episode=values["episode"], episodes=values["episodes"])
     write((x, y), text)
+    spacing = min(36, (PANEL_HEIGHT - 40) // max(len(values["gauges"]), 1))  # three gauges fit too
     for i, gauge in enumerate(values["gauges"]):
-        top = y + 30 + i * 36
+        top = y + 30 + i * spacing
         write((x, top), f"{words['names'].get(gauge.name, gauge.name)} {gauge.fmt.format(gauge.value)}")
         left, right, mid = x + 150, x + width - 10, top + 9
         at = functools.partial(on_scale, gauge, left, right)

@@ -381,3 +381,16 @@ def test_the_window_shows_the_overlay_and_says_what_is_playing(x_display):
     first, last = result.stdout.strip().splitlines()[-2:]
     assert first == "('DQN: runs/probe, episode 1 of 2', (600, 520))"  # the picture and the panel below it
     assert last == "('DQN: runs/probe, episode 2 of 2', (600, 520))"
+
+
+def test_three_readouts_fit_in_the_panel():
+    """LunarLander's three gauges: nothing of the last one is cut off at the panel's bottom edge."""
+    import dqn
+    from beyond.watching import draw_panel, panel_values
+
+    env = dqn.make_env("LunarLander-v3", unwrapped=False, render_mode="rgb_array")
+    s, _ = env.reset(seed=0)
+    values = panel_values(dqn.DQN(len(s), 4, seed=0), env, s, step=1)
+    drawn = draw_panel(env.render(), values)
+    env.close()
+    assert len(values["gauges"]) == 3 and (drawn[-4:] == 255).all()  # the bottom rows are the panel's white margin
