@@ -232,7 +232,11 @@ def diagnoses(outcome, evals, records, args, agent, reference=None):
     random_level = random_return_of(args.eval_env)
     found = [
         never_learned(records, agent, args, outcome["curve"], threshold, random_level),
-        collapse(outcome["curve"], threshold, random_level, args.keep_best, evals),
+        # a run that solved stopped on weights that passed and held on fresh episodes: a fall after an
+        # earlier pass that did not hold is not a collapse of what it kept
+        None
+        if outcome.get("solved_at") is not None
+        else collapse(outcome["curve"], threshold, random_level, args.keep_best, evals),
         value_blow_up(evals),
         behind(outcome["curve"], reference) if reference else None,
     ]

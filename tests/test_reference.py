@@ -22,6 +22,7 @@ from beyond.reference import (  # noqa: E402
     band,
     behind,
     collapse,
+    diagnoses,
     never_learned,
     placement,
     settings_of,
@@ -203,3 +204,15 @@ def test_a_changed_task_row_makes_its_reference_stale(monkeypatch, name):
 def test_a_changed_preset_makes_its_reference_stale(monkeypatch):
     monkeypatch.setitem(PRESETS, "tuned", dict(PRESETS["tuned"], lr=0.002))
     assert "tuned" in reference_runs.stale()
+
+
+def test_a_run_that_solved_has_no_collapse_whatever_its_earlier_passes_did():
+    """Acrobot's evaluations bounce: a pass that did not hold, a fall to -480, then a confirmed solve."""
+    args = parse_args(["--preset", "tuned", "--env", "Acrobot-v1"])
+    curve = [(8000, -98.7), (10000, -481.9), (12000, -90.0)]
+    agent = SimpleNamespace(learn_step_counter=100)
+    records = [dict(env_steps=12000)]
+    solved = dict(curve=curve, solved_at=12000, final_return=-90.0, env_steps=12000)
+    assert not [line for line in diagnoses(solved, [], records, args, agent) if line.startswith("collapse")]
+    unsolved = dict(solved, solved_at=None)
+    assert [line for line in diagnoses(unsolved, [], records, args, agent) if line.startswith("collapse")]
