@@ -450,7 +450,7 @@ def check_evaluation_cost(args):
     for name, most in [
         ("eval_episodes", limits.LARGEST_EVAL_EPISODES),
         ("confirm_episodes", limits.LARGEST_EVAL_EPISODES),
-        ("watch", limits.LARGEST_EVAL_EPISODES),
+        ("watch", limits.LARGEST_WATCH),
         ("snapshots", limits.LARGEST_SNAPSHOTS),
         ("replay_ratio", limits.LARGEST_REPLAY_RATIO),
     ]:

@@ -16,6 +16,7 @@ from beyond.pixels import FRAME_STACK, conv_q_net
 
 LARGEST_COUNT = 10**9  # episodes, env steps, schedules: a run of more than this is a typo, not a plan
 LARGEST_EVAL_EPISODES = 10_000  # episodes of one evaluation or confirmation
+LARGEST_WATCH = 100  # episodes watched (or recorded) after training
 LARGEST_REPLAY_RATIO = 64  # learn steps per env step that learns
 STEPS_PER_EVAL_EPISODE = 5  # env steps of training, at least, for each episode of a periodic evaluation
 LARGEST_SNAPSHOTS = MAX_SNAPSHOTS  # the learning video's moments: chosen among at most this many copies

@@ -322,6 +322,7 @@ def test_a_pickle_of_millions_of_values_is_refused_before_it_is_built(stopped_ru
         (dict(confirm_episodes=10**9), "--confirm-episodes must be at most"),
         (dict(episodes=10**15), "--episodes must be at most"),
         (dict(replay_ratio=10**6), "--replay-ratio must be at most"),
+        (dict(watch=10**4), "--watch must be at most 100"),
     ],
 )
 def test_settings_that_would_hang_are_refused(stopped_run, tmp_path, changes, needle):
