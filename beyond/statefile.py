@@ -364,7 +364,7 @@ def load_data(payload):
 
 
 def check_archive(payload):
-    """torch.save's zip: stored records (a deflated one could inflate to any size) and one small, shallow pickle."""
+    """torch.save's zip: stored records (a deflated one could inflate to any size) and one pickle of bounded length."""
     try:
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             records = archive.infolist()
