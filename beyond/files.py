@@ -121,8 +121,8 @@ def save_checkpoint(agent, path, env_id, reward, seed, episodes):
     return path
 
 
-def is_count(value):
-    """A whole number from 1 to a billion (not a bool)."""
+def is_size(value):
+    """A whole number from 1 to a billion (not a bool): a size a checkpoint's meta may give."""
     return type(value) is int and 0 < value <= 10**9
 
 
@@ -131,11 +131,11 @@ META_FIELDS = {  # what a checkpoint's meta may hold, each value's test (a saved
     "format": lambda v: v == CHECKPOINT_FORMAT,
     "env_id": lambda v: isinstance(v, str),
     "reward": lambda v: v in ("shaped", "env"),
-    "n_states": lambda v: is_count(v) or (isinstance(v, (list, tuple)) and len(v) == 3 and all(map(is_count, v))),
-    "n_actions": lambda v: is_count(v) and v >= 2,
-    "hidden": is_count,
+    "n_states": lambda v: is_size(v) or (isinstance(v, (list, tuple)) and len(v) == 3 and all(map(is_size, v))),
+    "n_actions": lambda v: is_size(v) and v >= 2,
+    "hidden": is_size,
     "extensions": lambda v: isinstance(v, dict),
-    "preprocessing": lambda v: v is None or is_count(v),
+    "preprocessing": lambda v: v is None or is_size(v),
     "seed": lambda v: v is None or (type(v) is int and 0 <= v <= 10**9),
     "episodes": lambda v: type(v) is int and 0 <= v <= 10**9,
     "hyperparameters": lambda v: isinstance(v, dict),
@@ -221,17 +221,16 @@ def check_meta(meta, weights, path):
     pixels = not isinstance(meta["n_states"], int)
     if pixels and list(meta["n_states"]) != [FRAME_STACK, *frame_shape()]:
         raise UsageError(f"--play: {path} expects screens of shape {meta['n_states']}, not this program's")
-    first = weights.get("fc.0.weight") if isinstance(weights, dict) else None
-    # building the agent allocates the nets its meta describes: only at the size of the weights the file holds
-    fits = isinstance(first, torch.Tensor) and first.dim() == 2 and first.shape[0] == meta["hidden"]
-    if not (fits and (pixels or first.shape[1] == meta["n_states"])):
-        raise UsageError(
-            f"--play: {path} does not fit its network: its weights are not of hidden size {meta['hidden']}"
-        )
-    if any(not isinstance(t, torch.Tensor) or not torch.isfinite(t).all() for t in weights.values()):
+    if not isinstance(weights, dict) or any(
+        not isinstance(t, torch.Tensor) or not torch.isfinite(t).all() for t in weights.values()
+    ):
         raise UsageError(f"--play: {path} is damaged: its weights are not all finite numbers")
+    # building the agent allocates the nets its meta describes: only at the size of the weights the file holds
     shape = tuple(meta["n_states"]) if pixels else (meta["n_states"],)
     dueling = bool(meta.get("extensions", {}).get("dueling"))
     described = net_parameters(shape, meta["n_actions"], meta["hidden"], pixels, dueling)
     if described != sum(t.numel() for t in weights.values()):
-        raise UsageError(f"--play: {path} does not fit its network: its meta describes {described:,} weights")
+        raise UsageError(
+            f"--play: {path} does not fit its network: its meta (hidden size {meta['hidden']}, "
+            f"{meta['n_actions']} actions) describes {described:,} weights"
+        )

@@ -417,7 +417,7 @@ def validate_args(args):
             raise UsageError(f"--play: no such file: {args.play}")
     else:
         args.env = args.env or dqn.ENV_ID
-        obs_shape, n_actions = check_env(args.env, args.reward)
+        obs_shape, n_actions = observation_of(args)
         args.eval_env = eval_env_id(args.env)
         check_memory(args, obs_shape, n_actions)
     check_device(args)
@@ -464,10 +464,17 @@ def check_evaluation_cost(args):
         )
 
 
+def observation_of(args):
+    """The shape of what the run's agent reads (the state, or --pixels' frame stack) and its number of actions.
+
+    check_env's checks come with it: one line for an env that cannot be made or used.
+    """
+    obs_shape, n_actions = check_env(args.env, args.reward)
+    return ((FRAME_STACK, *frame_shape()) if args.pixels else obs_shape), n_actions
+
+
 def check_memory(args, obs_shape, n_actions):
     """Refuse settings whose replay memory and nets would not fit in this machine's memory."""
-    if args.pixels:
-        obs_shape = (FRAME_STACK, *frame_shape())
     too_much = limits.fits_in_memory(args, obs_shape, n_actions)
     if too_much:
         raise UsageError(

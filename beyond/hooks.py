@@ -86,7 +86,7 @@ class NotebookProgress(Snapshots):
         from IPython.display import HTML, display
 
         super().__init__(agent)
-        self.episodes, self.labels = episodes, {**PROGRESS_LABELS, **(labels or {})}
+        self.episodes, self.labels, self.html_of = episodes, {**PROGRESS_LABELS, **(labels or {})}, HTML
         self.env_steps, self.done, self.start, self.drawn = 0, 0, time.perf_counter(), -math.inf
         self.shown = display(HTML(self.html()), display_id=True)  # at once: the filling starts now
 
@@ -103,12 +103,10 @@ class NotebookProgress(Snapshots):
 
     def redraw(self):
         """Show html() in place of the last drawing, if REDRAW_EVERY seconds have passed (in a kernel)."""
-        from IPython.display import HTML
-
         now = time.perf_counter()
         if self.shown is not None and now - self.drawn >= self.REDRAW_EVERY:
             self.drawn = now
-            self.shown.update(HTML(self.html()))
+            self.shown.update(self.html_of(self.html()))
 
     def html(self):
         """The display as it is now: the memory filling up, or learning."""

@@ -10,7 +10,7 @@ import os
 import torch
 
 import dqn
-from beyond.dueling import dueling_q_net
+from beyond.dueling import DuelingHead, dueling_q_net
 from beyond.hooks import MAX_SNAPSHOTS
 from beyond.pixels import FRAME_STACK, conv_q_net
 
@@ -35,11 +35,11 @@ def net_parameters(obs_shape, n_actions, hidden, pixels, dueling):
     with torch.device("meta"):
         if pixels:
             net = conv_q_net(obs_shape, n_actions, hidden)
-            extra = hidden + 1 if dueling else 0  # a DuelingHead adds the value stream
+            if dueling:  # as DuelingPixels makes it
+                net.fc[-1] = DuelingHead(hidden, n_actions)
         else:
             net = (dueling_q_net if dueling else dqn.q_net)(obs_shape[0], n_actions, hidden)
-            extra = 0
-    return sum(p.numel() for p in net.parameters()) + extra
+    return sum(p.numel() for p in net.parameters())
 
 
 def memory_bytes(args, obs_shape, n_actions):

@@ -28,10 +28,10 @@ import torch
 
 from beyond import UsageError
 from beyond.files import atomic_path
-from beyond.flags import build_parser, check_env, file_settings, settings_from_file, validate_args
+from beyond.flags import build_parser, file_settings, observation_of, settings_from_file, validate_args
 from beyond.hooks import MAX_SNAPSHOTS
 from beyond.limits import memory_bytes
-from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, frame_shape
+from beyond.pixels import PREPROCESSING_VERSION
 from beyond.statefile import (
     StateError,
     declared_state,
@@ -149,12 +149,6 @@ def load_resume_state(run_dir):
         raise UsageError(f"--resume: {path} {e}") from None
     state.update(args=settings[0], path=str(path))
     return state
-
-
-def observation_of(args):
-    """The shape of what the run's agent reads, and its number of actions."""
-    obs_shape, n_actions = check_env(args.env, args.reward)
-    return ((FRAME_STACK, *frame_shape()) if args.pixels else obs_shape), n_actions
 
 
 def check_parts(state, args):
