@@ -61,6 +61,7 @@ PARTS = {  # a part of the preset: (its value when off, what turns it off, what 
     "dueling": (False, ["--no-dueling"], "the dueling head"),
     "prioritized": (False, ["--no-prioritized"], "prioritized replay"),
     "replay_ratio": (1, ["--replay-ratio", "1"], "the second learn step per env step"),
+    "hidden_layers": (1, ["--hidden-layers", "1"], "the second hidden layer"),
 }
 
 
@@ -74,15 +75,27 @@ def without_each_part(env_id="CartPole-v1"):
 
 
 ROWS = {**FIXED_ROWS, **without_each_part(), "sb3-zoo": SB3_ROW}
+PROBES = {  # an env's preset plus one change: what is measured on tuning seeds before its study's space is set
+    "MountainCar-v0": {
+        "tuned-n-step-3": (["--preset", "tuned", "--n-step", "3"], "preset + 3-step returns"),
+        "tuned-n-step-10": (["--preset", "tuned", "--n-step", "10"], "preset + 10-step returns"),
+        "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
+        "tuned-memory-50k": (["--preset", "tuned", "--memory-capacity", "50000"], "preset with 50,000 rows"),
+        "tuned-epsilon-60k": (["--preset", "tuned", "--epsilon-steps", "60000"], "preset exploring over 60k steps"),
+    },
+    "LunarLander-v3": {
+        "tuned-hidden-layers-2": (["--preset", "tuned", "--hidden-layers", "2"], "preset with SB3's two hidden layers"),
+    },
+}
 PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]
 
 
 def rows_for(env_id):
-    """The rows on env_id: CartPole's all; elsewhere the tuned preset, it without each part, and SB3."""
+    """The rows on env_id: CartPole's all; elsewhere the tuned preset, it without each part, its probes, and SB3."""
     if env_id == "CartPole-v1":
         return ROWS
     sb3 = (None, f"Stable-Baselines3 DQN, rl-zoo's {env_id} values")
-    return {"tuned": FIXED_ROWS["tuned"], **without_each_part(env_id), "sb3-zoo": sb3}
+    return {"tuned": FIXED_ROWS["tuned"], **without_each_part(env_id), **PROBES.get(env_id, {}), "sb3-zoo": sb3}
 
 
 def results_dir(env_id):

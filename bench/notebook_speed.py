@@ -1,18 +1,23 @@
 """Does the notebook train as fast as the script? dqn.ipynb's training cell against `python dqn.py`.
 
-Runs the notebook top to bottom on a fresh kernel (papermill, the blog's 300 episodes) and
+Runs the notebook top to bottom on a fresh kernel (the blog's 300 episodes) and
 `python dqn.py --seed S --no-show` (its defaults: the same 300 episodes), interleaved A B
 A B, each in a fresh process. Both report env steps per second over the whole of
 training, from the same train() records: the notebook in the line that replaces its
-progress bar, the script in its "trained ..." line.
+progress bar, the script in its "trained ..." line. The notebook runs through papermill,
+or with --browser as a learner runs it: Run All in JupyterLab, in Debian's chromium
+(bench/jupyter_lab.py), which also records whether the "Is this run normal?" cell showed
+its plot, and the CPU seconds that chromium and the kernel used while it ran.
 
-    python bench/notebook_speed.py               # 3 repeats, seed 0
+    python bench/notebook_speed.py               # 3 repeats, seed 0, papermill
     python bench/notebook_speed.py --repeats 5   # and the median ratio's 95% bootstrap interval
+    python bench/notebook_speed.py --repeats 5 --browser
 
-Writes bench/results/notebook_speed.md.
+Writes bench/results/notebook_speed.md (notebook_speed_browser.md with --browser).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -25,10 +30,12 @@ import time
 from pathlib import Path
 
 import intervals
+import jupyter_lab
 from speed import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+REFERENCE_CELL = 24  # "Is this run normal?"
 RATE = re.compile(r"([\d,]+) env steps.*? in ([\d.]+) s \(([\d,]+) (?:env )?steps/s")
 
 
@@ -52,6 +59,41 @@ def notebook_rate(seed):
     return parse(line) + (int(line.rsplit("torch threads: ", 1)[1].split(")")[0]),)
 
 
+def browser_rate(seed, browser):
+    """(env steps/s, env steps, torch threads, images the reference cell shows, chromium and kernel CPU s)."""
+    with tempfile.TemporaryDirectory() as folder:
+        notebook = json.loads((ROOT / "dqn.ipynb").read_text(encoding="utf-8"))
+        settings = notebook["cells"][1]
+        settings["source"] = "".join(settings["source"]).replace("seed = 0", f"seed = {seed}", 1)
+        (Path(folder) / "dqn.ipynb").write_text(json.dumps(notebook))
+        with jupyter_lab.lab_server(folder) as lab:
+            page = jupyter_lab.lab_page(browser)
+            jupyter_lab.open_notebook(page, lab, "dqn.ipynb")
+            chromium_s, kernel_s = -cpu_seconds("chrom"), -cpu_seconds("ipykernel")
+            jupyter_lab.run_all(page, timeout=3600)
+            chromium_s, kernel_s = chromium_s + cpu_seconds("chrom"), kernel_s + cpu_seconds("ipykernel")
+            outputs = jupyter_lab.cell_outputs(page)
+            images = len(jupyter_lab.shown_images(page, REFERENCE_CELL))
+            page.close()
+    texts = ["".join(o.get("data", {}).get("text/plain", "")) for cell in outputs for o in cell]
+    line = next(t for t in texts if "torch threads" in t)
+    threads = int(line.rsplit("torch threads: ", 1)[1].split(")")[0])
+    return (*parse(line), threads, images, chromium_s, kernel_s)
+
+
+def cpu_seconds(name):
+    """User and system CPU seconds so far of the processes whose command line contains name (Linux's /proc)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if name in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:  # the process ended meanwhile
+            continue
+    return total
+
+
 def script_rate(seed):
     """(env steps/s, env steps) of `python dqn.py --seed seed --no-show`."""
     with tempfile.TemporaryDirectory() as runs:
@@ -71,43 +113,68 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--browser", action="store_true", help="Run All in JupyterLab in chromium instead of papermill")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
 
-    notebook, script, ratios = [], [], []
-    for r in range(args.repeats):
-        nb_rate, nb_steps, threads = notebook_rate(args.seed)
-        py_rate, py_steps = script_rate(args.seed)
-        if nb_steps != py_steps:
-            raise SystemExit(f"not the same run: the notebook took {nb_steps} env steps, the script {py_steps}")
-        notebook.append(nb_rate)
-        script.append(py_rate)
-        ratios.append(nb_rate / py_rate)
-        print(f"repeat {r + 1}: notebook {nb_rate:.0f}, script {py_rate:.0f} env steps/s ({nb_steps} env steps)")
+    with contextlib.ExitStack() as stack:
+        browser = stack.enter_context(jupyter_lab.chromium()) if args.browser else None
+        rows = [one_pair(args.seed, browser, r) for r in range(args.repeats)]
+    table = report(rows, args)
+    print("\n" + table)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / f"notebook_speed{'_browser' if args.browser else ''}.md").write_text(table + "\n")
 
+
+def one_pair(seed, browser, r):
+    """The notebook, then the script at once: their rates and what else the repeat measured."""
+    start = time.perf_counter()
+    if browser:
+        nb_rate, nb_steps, threads, images, chromium_s, kernel_s = browser_rate(seed, browser)
+    else:
+        (nb_rate, nb_steps, threads), images, chromium_s, kernel_s = notebook_rate(seed), None, None, None
+    notebook_wall = time.perf_counter() - start
+    py_rate, py_steps = script_rate(seed)
+    if nb_steps != py_steps:
+        raise SystemExit(f"not the same run: the notebook took {nb_steps} env steps, the script {py_steps}")
+    print(
+        f"repeat {r + 1}: notebook {nb_rate:.0f}, script {py_rate:.0f} env steps/s ({nb_steps} env steps)", flush=True
+    )
+    return dict(notebook=nb_rate, script=py_rate, ratio=nb_rate / py_rate, steps=nb_steps, threads=threads,
+                images=images, chromium=chromium_s, kernel=kernel_s, wall=notebook_wall)  # fmt: skip
+
+
+def report(rows, args):
     import torch
 
-    runs = lambda rates: ", ".join(f"{v:,.0f}" for v in rates)  # noqa: E731
+    column = lambda key, fmt="{:,.0f}": ", ".join(fmt.format(row[key]) for row in rows)  # noqa: E731
+    median = lambda key: statistics.median(row[key] for row in rows)  # noqa: E731
+    ratios = [row["ratio"] for row in rows]
+    how = "Run All in JupyterLab in Debian's chromium" if args.browser else "papermill"
     lines = [
         f"Machine: {cpu_model()}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, torch {torch.__version__}.",
-        f"Command: `python bench/notebook_speed.py --repeats {args.repeats} --seed {args.seed}` "
-        f"({time.strftime('%Y-%m-%d')}); {py_steps:,} env steps per run; "
-        f"torch threads in the notebook's kernel: {threads}.",
+        f"Command: `python bench/notebook_speed.py --repeats {args.repeats} --seed {args.seed}"
+        f"{' --browser' if args.browser else ''}` ({time.strftime('%Y-%m-%d')}); the notebook by {how}; "
+        f"{rows[0]['steps']:,} env steps per run; torch threads in the notebook's kernel: {rows[0]['threads']}.",
         "",
         "| | env steps/s over training (median) | runs |",
         "|---|---|---|",
-        f"| dqn.ipynb, training cell | {statistics.median(notebook):,.0f} | {runs(notebook)} |",
-        f"| python dqn.py | {statistics.median(script):,.0f} | {runs(script)} |",
+        f"| dqn.ipynb, training cell | {median('notebook'):,.0f} | {column('notebook')} |",
+        f"| python dqn.py | {median('script'):,.0f} | {column('script')} |",
         "",
         f"Median of the per-repeat ratios notebook / script: **{statistics.median(ratios):.2f}** "
         f"{intervals.fmt_interval(*intervals.summarize(ratios)['median_ci'], digits=2).strip()} "
         f"(95% bootstrap interval; {', '.join(f'{v:.2f}' for v in ratios)})",
     ]
-    table = "\n".join(lines)
-    print("\n" + table)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "notebook_speed.md").write_text(table + "\n")
+    if args.browser:
+        lines += [
+            "",
+            f"While Run All ran ({column('wall', '{:.0f}')} s), chromium used {column('chromium', '{:.1f}')} CPU s "
+            f"and the kernel {column('kernel', '{:.1f}')}. "
+            f'Images shown by the "Is this run normal?" cell: {column("images", "{}")}.',
+        ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

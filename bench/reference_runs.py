@@ -33,7 +33,7 @@ from judge import REPORT_SEEDS, in_pool, seed_list  # noqa: E402
 
 from beyond.cli import build, train_with_hooks  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
-from beyond.reference import REFERENCE_DIR, draw_band, load_references, outcome_of, settings_of  # noqa: E402
+from beyond.reference import REFERENCE_DIR, draw_band, load_references, outcome_of, settings_in, settings_of  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "reference"
 REFERENCES = {  # name: the flags a learner gives dqn.py
@@ -157,7 +157,7 @@ def stale():
     return [
         path.stem
         for path in sorted(REFERENCE_DIR.glob("*.json"))
-        if json.loads(path.read_text())["settings"] != current_settings(path.stem)
+        if settings_in(json.loads(path.read_text())) != current_settings(path.stem)
     ]
 
 

@@ -70,6 +70,7 @@ SPACE = dict(  # the choices of each categorical value; a study's first trial ad
     replay_ratio=[1, 2, 4],
 )
 TRAIN_EVERY = [1, 4, 16]  # searched only where the first trial sets it (rl-zoo's MountainCar learns every 16 steps)
+HIDDEN_LAYERS = [1, 2]  # the same: where the first trial has SB3's two hidden layers
 
 
 def suggest(trial, first=None):
@@ -85,7 +86,12 @@ def suggest(trial, first=None):
         return sorted(base + extra)
 
     values = dict(lr=trial.suggest_float("lr", 3e-4, 1e-2, log=True))
+    if "hidden_layers" in first:
+        values["hidden_layers"] = trial.suggest_categorical("hidden_layers", choices("hidden_layers", HIDDEN_LAYERS))
     for name, base in SPACE.items():
+        if name == "dueling" and values.get("hidden_layers", 1) > 1:  # the dueling head is the one-layer net's
+            values[name] = False
+            continue
         values[name] = trial.suggest_categorical(name, choices(name, base))
     if "train_every" in first:
         values["train_every"] = trial.suggest_categorical("train_every", choices("train_every", TRAIN_EVERY))

@@ -1,11 +1,12 @@
 """Which agent a run trains: the blog's DQN or PixelDQN, with any of the extensions on top.
 
 The extensions are mixins (beyond/nstep.py, beyond/dueling.py, beyond/prioritized.py,
-beyond/replay_ratio.py), each overriding a few of dqn.DQN's methods and calling super()
+beyond/replay_ratio.py, beyond/deep.py), each overriding a few of dqn.DQN's methods and calling super()
 for the rest, so that any subset of them stacks on either base agent.
 """
 
 import dqn
+from beyond.deep import HiddenLayers
 from beyond.dueling import Dueling, DuelingPixels
 from beyond.nstep import NStepReturns
 from beyond.pixels import PixelDQN
@@ -14,11 +15,18 @@ from beyond.replay_ratio import ReplayRatio
 
 # what a checkpoint needs beyond dqn.hyperparameters to rebuild its agent (track_strip: PixelDQN's view)
 EXTENSION_DEFAULTS = dict(
-    n_step=1, dueling=False, prioritized=False, per_alpha=0.6, per_beta=0.4, replay_ratio=1, track_strip=False
+    n_step=1,
+    dueling=False,
+    prioritized=False,
+    per_alpha=0.6,
+    per_beta=0.4,
+    replay_ratio=1,
+    track_strip=False,
+    hidden_layers=1,
 )
 
 
-def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1):
+def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1, hidden_layers=1):
     """dqn.DQN or PixelDQN, with the chosen extensions mixed in."""
     base = PixelDQN if pixels else dqn.DQN
     dueling_mixin = DuelingPixels if pixels else Dueling
@@ -27,6 +35,7 @@ def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay
         (PrioritizedReplay, prioritized),
         (NStepReturns, n_step > 1),
         (dueling_mixin, dueling),
+        (HiddenLayers, hidden_layers > 1),  # the state MLP's; flags.py refuses it with --pixels or --dueling
     )
     mixins = [mixin for mixin, on in chosen if on]
     if not mixins:
@@ -38,9 +47,8 @@ def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay
 def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settings):
     """A fresh agent: settings are dqn.hyperparameters and EXTENSION_DEFAULTS' keys."""
     extensions = {**EXTENSION_DEFAULTS, **{k: settings.pop(k) for k in EXTENSION_DEFAULTS if k in settings}}
-    cls = agent_class(
-        pixels, extensions["n_step"], extensions["dueling"], extensions["prioritized"], extensions["replay_ratio"]
-    )
+    chosen = ("n_step", "dueling", "prioritized", "replay_ratio", "hidden_layers")
+    cls = agent_class(pixels, *(extensions[name] for name in chosen))
     kwargs = dict(seed=seed, **settings)
     if pixels:
         kwargs.update(device=device, track_strip=extensions["track_strip"])
@@ -50,6 +58,8 @@ def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settin
         kwargs.update(per_alpha=extensions["per_alpha"], per_beta=extensions["per_beta"])
     if extensions["replay_ratio"] > 1:
         kwargs["replay_ratio"] = extensions["replay_ratio"]
+    if extensions["hidden_layers"] > 1:
+        kwargs["hidden_layers"] = extensions["hidden_layers"]
     agent = cls(shape, n_actions, **kwargs)
     agent.extensions = extensions
     return agent

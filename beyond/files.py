@@ -19,7 +19,7 @@ import dqn
 from beyond import UsageError
 from beyond.agents import EXTENSION_DEFAULTS, make_agent
 from beyond.flags import setting_kinds, setting_value
-from beyond.limits import LARGEST_REPLAY_RATIO, net_parameters
+from beyond.limits import LARGEST_HIDDEN_LAYERS, LARGEST_REPLAY_RATIO, net_parameters
 from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, PixelDQN, frame_shape
 from beyond.statefile import StateError, load_data, open_regular_file
 from beyond.tasks import EnvIdError, check_env_id
@@ -153,6 +153,9 @@ def check_extensions(extensions, path):
         values = {name: setting_value(name, value, *kinds[name]) for name, value in extensions.items()}
         in_range = 1 <= values.get("n_step", 1) <= dqn.hyperparameters["memory_capacity"]
         in_range = in_range and 1 <= values.get("replay_ratio", 1) <= LARGEST_REPLAY_RATIO
+        in_range = in_range and 1 <= values.get("hidden_layers", 1) <= LARGEST_HIDDEN_LAYERS
+        if values.get("hidden_layers", 1) > 1 and values.get("dueling"):
+            raise UsageError("hidden layers with a dueling head, which no run makes")
         if not (in_range and all(0 <= values.get(name, 0) <= 1 for name in ("per_alpha", "per_beta"))):
             raise UsageError("an extension's setting out of its range")
     except UsageError as e:
@@ -227,8 +230,11 @@ def check_meta(meta, weights, path):
         raise UsageError(f"--play: {path} is damaged: its weights are not all finite numbers")
     # building the agent allocates the nets its meta describes: only at the size of the weights the file holds
     shape = tuple(meta["n_states"]) if pixels else (meta["n_states"],)
-    dueling = bool(meta.get("extensions", {}).get("dueling"))
-    described = net_parameters(shape, meta["n_actions"], meta["hidden"], pixels, dueling)
+    extensions = meta.get("extensions", {})
+    dueling, layers = bool(extensions.get("dueling")), extensions.get("hidden_layers", 1)
+    if pixels and layers > 1:
+        raise UsageError(f"--play: {path} is damaged: meta.extensions: hidden layers on a pixel net (no run makes one)")
+    described = net_parameters(shape, meta["n_actions"], meta["hidden"], pixels, dueling, layers)
     if described != sum(t.numel() for t in weights.values()):
         raise UsageError(
             f"--play: {path} does not fit its network: its meta (hidden size {meta['hidden']}, "

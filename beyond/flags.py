@@ -148,6 +148,12 @@ def build_parser():
     g = p.add_argument_group("beyond the blog: the known DQN fixes (off by default)")
     g.add_argument("--hidden", type=int, default=h["hidden"], help="hidden units of q_net")
     g.add_argument(
+        "--hidden-layers",
+        type=int,
+        default=1,
+        help="hidden layers of --hidden units (beyond/deep.py; 1: the blog's q_net, 2: SB3's)",
+    )
+    g.add_argument(
         "--learning-starts",
         type=int,
         default=None,
@@ -315,6 +321,9 @@ def file_settings(args):
     return {name: getattr(args, name) for name in setting_kinds() if name not in OUTPUT_SETTINGS}
 
 
+SETTINGS_ADDED_SINCE = dict(hidden_layers=1)  # settings newer than resume format 3, at the value older files ran
+
+
 def settings_from_file(values):
     """A file's settings as parsed flags, held to every rule a flag is: kinds, choices, validate_args.
 
@@ -322,6 +331,8 @@ def settings_from_file(values):
     of tasks.KNOWN_ENVS. Raises UsageError naming the setting.
     """
     kinds = {name: kind for name, kind in setting_kinds().items() if name not in OUTPUT_SETTINGS}
+    if isinstance(values, dict):  # a file from before a setting existed ran at its default
+        values = {**{name: value for name, value in SETTINGS_ADDED_SINCE.items() if name in kinds}, **values}
     if not isinstance(values, dict) or set(values) != set(kinds):
         differ = sorted(map(str, set(values) ^ set(kinds)))[:5] if isinstance(values, dict) else type(values).__name__
         raise UsageError(f"its settings are not this program's (differing: {differ})")
@@ -358,6 +369,7 @@ POSITIVE_INTS = [
     "target_replace_iter",
     "memory_capacity",
     "hidden",
+    "hidden_layers",
     "train_every",
     "eval_episodes",
     "render_every",
@@ -421,6 +433,8 @@ def validate_args(args):
         args.eval_env = eval_env_id(args.env)
         check_memory(args, obs_shape, n_actions)
     check_device(args)
+    if args.hidden_layers > 1 and (args.pixels or args.dueling):
+        raise UsageError("--hidden-layers stacks the state MLP's layers; it does not go with --pixels or --dueling")
     if args.track_strip and not args.pixels and args.play is None:
         raise UsageError("--track-strip is part of the --pixels view; the state has the cart's position already")
     if args.pixels and args.play is None:
@@ -453,6 +467,7 @@ def check_evaluation_cost(args):
         ("watch", limits.LARGEST_WATCH),
         ("snapshots", limits.LARGEST_SNAPSHOTS),
         ("replay_ratio", limits.LARGEST_REPLAY_RATIO),
+        ("hidden_layers", limits.LARGEST_HIDDEN_LAYERS),
     ]:
         if getattr(args, name) > most:
             raise UsageError(f"--{name.replace('_', '-')} must be at most {most:,}, got {getattr(args, name):,}")

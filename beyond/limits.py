@@ -10,6 +10,7 @@ import os
 import torch
 
 import dqn
+from beyond.deep import deep_q_net
 from beyond.dueling import DuelingHead, dueling_q_net
 from beyond.hooks import MAX_SNAPSHOTS
 from beyond.pixels import FRAME_STACK, conv_q_net
@@ -18,6 +19,7 @@ LARGEST_COUNT = 10**9  # episodes, env steps, schedules: a run of more than this
 LARGEST_EVAL_EPISODES = 10_000  # episodes of one evaluation or confirmation
 LARGEST_WATCH = 100  # episodes watched (or recorded) after training
 LARGEST_REPLAY_RATIO = 64  # learn steps per env step that learns
+LARGEST_HIDDEN_LAYERS = 8  # --hidden-layers: deeper than SB3's 2 is already a different program
 STEPS_PER_EVAL_EPISODE = 5  # env steps of training, at least, for each episode of a periodic evaluation
 LARGEST_SNAPSHOTS = MAX_SNAPSHOTS  # the learning video's moments: chosen among at most this many copies
 # Copies of eval_net's weights a run holds: eval and target nets, the gradient, Adam's two
@@ -30,13 +32,15 @@ def physical_memory():
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def net_parameters(obs_shape, n_actions, hidden, pixels, dueling):
+def net_parameters(obs_shape, n_actions, hidden, pixels, dueling, hidden_layers=1):
     """eval_net's parameter count, from a copy built on the meta device, which allocates nothing."""
     with torch.device("meta"):
         if pixels:
             net = conv_q_net(obs_shape, n_actions, hidden)
             if dueling:  # as DuelingPixels makes it
                 net.fc[-1] = DuelingHead(hidden, n_actions)
+        elif hidden_layers > 1:
+            net = deep_q_net(obs_shape[0], n_actions, hidden, hidden_layers)
         else:
             net = (dueling_q_net if dueling else dqn.q_net)(obs_shape[0], n_actions, hidden)
     return sum(p.numel() for p in net.parameters())
@@ -51,8 +55,10 @@ def memory_bytes(args, obs_shape, n_actions):
     else:  # [s, a, r, s_] and the terminated flag, float32
         row = (2 * obs_shape[0] + 3) * 4
     memory = rows * row + (32 * rows if args.prioritized else 0)  # the sum tree: 2 float64 nodes a leaf, rounded up
-    weights = 4 * WEIGHT_COPIES * net_parameters(obs_shape, n_actions, args.hidden, args.pixels, args.dueling)
-    batch = 8 * args.batch_size * (row + 4 * args.hidden)  # a sampled batch and its activations, a few times over
+    parameters = net_parameters(obs_shape, n_actions, args.hidden, args.pixels, args.dueling, args.hidden_layers)
+    weights = 4 * WEIGHT_COPIES * parameters
+    # a sampled batch and its activations, a few times over
+    batch = 8 * args.batch_size * (row + 4 * args.hidden * args.hidden_layers)
     return memory + weights + batch
 
 

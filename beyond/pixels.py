@@ -36,6 +36,7 @@ import torch.nn as nn
 
 import dqn
 from beyond import tasks
+from beyond.deep import autograd_update
 
 # Drawing at 600x400, CartPole's default, takes most of a pixel step; at 300x200 the
 # whole pole still shows (the cart's and pole's widths are fixed in pixels, its length scales).
@@ -257,17 +258,4 @@ class PixelDQN(dqn.DQN):
         b_s, b_a, b_r, b_s_, b_terminated, discount, weights = (
             None if t is None else t.to(self.device) for t in (b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
         )
-        with torch.no_grad():
-            q_target = self.td_target(b_r, b_s_, b_terminated, discount)
-        q_eval = self.eval_net(b_s).gather(1, b_a)
-        loss_fn = nn.functional.smooth_l1_loss if self.huber else nn.functional.mse_loss
-        if weights is None:
-            loss = loss_fn(q_eval, q_target)
-        else:  # each sample's share of the loss scaled by its weight
-            loss = (loss_fn(q_eval, q_target, reduction="none") * weights).mean()
-        self.optimizer.zero_grad()
-        loss.backward()
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(self.eval_net.parameters(), self.grad_clip)
-        self.optimizer.step()
-        return loss.item(), (q_eval - q_target).detach()
+        return autograd_update(self, b_s, b_a, b_r, b_s_, b_terminated, discount, weights)

@@ -51,10 +51,15 @@ def load_references(folder=None):
     return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder or REFERENCE_DIR).glob("*.json"))}
 
 
+def settings_in(ref):
+    """A reference's settings; one made before an extension existed ran without it, at the extension's defaults."""
+    return {**EXTENSION_DEFAULTS, **ref["settings"]}
+
+
 def matching(args, folder=None):
     """The reference whose settings equal the run's, or None."""
     settings = json.loads(json.dumps(settings_of(args)))  # tuples and numpy scalars as JSON has them
-    return next((ref for ref in load_references(folder).values() if ref["settings"] == settings), None)
+    return next((ref for ref in load_references(folder).values() if settings_in(ref) == settings), None)
 
 
 # ---------------------------------------------------------------------------------------

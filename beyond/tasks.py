@@ -29,7 +29,7 @@ class Task:
 ZOO_ACROBOT_LUNAR = dict(  # rl-zoo's Acrobot-v1 and LunarLander-v3 values share everything
     lr=6.3e-4,
     batch_size=128,
-    hidden=256,  # one hidden layer of 256, where SB3 has two
+    hidden=256,  # one hidden layer of 256, as Acrobot's study began; SB3 has two (hidden_layers below)
     gamma=0.99,
     target_replace_iter=250,  # 250 env steps at one learn step each
     learning_starts=1000,  # the zoo's 0; dqn.py waits for a few batches' worth of rows
@@ -44,11 +44,14 @@ ZOO_ACROBOT_LUNAR = dict(  # rl-zoo's Acrobot-v1 and LunarLander-v3 values share
     prioritized=False,
     replay_ratio=1,  # train_freq 4 with gradient_steps -1: one learn step per env step
 )
-# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms: each env's first trial.
+# rl-zoo's values (bench/sb3_anchor.py) in dqn.py's terms: each env's first trial. Acrobot's study
+# began with one hidden layer; the later ones have SB3's two (LunarLander's one-layer study:
+# bench/results/tune_LunarLander-v3/one-hidden-layer/).
 RL_ZOO_START = {
     "Acrobot-v1": ZOO_ACROBOT_LUNAR,
     "MountainCar-v0": dict(
         ZOO_ACROBOT_LUNAR,
+        hidden_layers=2,
         lr=4e-3,
         gamma=0.98,
         target_replace_iter=300,  # 600 env steps at half a learn step each
@@ -58,7 +61,7 @@ RL_ZOO_START = {
         train_every=16,
         replay_ratio=8,  # train_freq 16, gradient_steps 8
     ),
-    "LunarLander-v3": ZOO_ACROBOT_LUNAR,
+    "LunarLander-v3": dict(ZOO_ACROBOT_LUNAR, hidden_layers=2),
 }
 
 # Each row's tuned values: its study's best trial (bench/tune.py --env; bench/results/tune_<env>/),

@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,24 @@ def headless_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.update(CI="true", SDL_VIDEODRIVER="dummy", PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+def quick_reference(tmp_path):
+    """A folder with a reference for the quick run's settings (the shipped ones have none), made up for the test."""
+    from beyond.flags import parse_args
+    from beyond.reference import settings_of
+
+    flags = ["--episodes", "40", "--learning-starts", "200"]
+    settings = json.loads(json.dumps(settings_of(parse_args(flags))))
+    runs = [dict(seed=s, curve=[(300, 20.0 * s), (2500, 100.0 * s)], solved_at=None, final_return=100.0 * s,
+                 env_steps=2500) for s in range(1, 4)]  # fmt: skip
+    folder = tmp_path / "references"
+    folder.mkdir()
+    reference = dict(
+        command="python dqn.py --episodes 40 --learning-starts 200", flags=flags, settings=settings, runs=runs
+    )
+    (folder / "quick.json").write_text(json.dumps(reference))
+    return folder
 
 
 def run_dqn(*args, cwd, env=None, timeout=300):

@@ -1,24 +1,32 @@
 """What a learner sees in a notebook, rendered by a real browser (Debian's chromium, driven by Playwright)."""
 
+import json
 import shutil
+import sys
 
 import pytest
 
 import dqn
 from beyond.chinese import PROGRESS
 from beyond.hooks import NotebookProgress
+from conftest import ROOT, quick_reference
 
-CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+sys.path.insert(0, str(ROOT / "bench"))  # the JupyterLab harness that bench/notebook_speed.py uses too
+import jupyter_lab  # noqa: E402
+
+pytestmark = pytest.mark.skipif(jupyter_lab.CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module")
-def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser.new_page(viewport=dict(width=900, height=300))
-        browser.close()
+def browser():
+    pytest.importorskip("playwright.sync_api")
+    with jupyter_lab.chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser.new_page(viewport=dict(width=900, height=300))
 
 
 def drawings(labels=None):
@@ -49,3 +57,64 @@ def test_the_progress_display_shows_a_bar_while_filling_then_what_is_known(page,
     text = page.locator("#out").inner_text()
     assert ("env steps/s" in text or "每秒" in text) and not any(m in text for m in ("?", "<00", "remaining"))
     assert page.locator("#out").bounding_box()["height"] < 60  # one line, not a wall of text
+
+
+NOTEBOOKS = ["dqn.ipynb", "dqn.zh-CN.ipynb"]
+REFERENCE_CELL = 24  # "Is this run normal?"
+
+
+def as_a_learner_sets_quick(text):
+    """The notebook with its first code cell edited to `quick = True`, as the README suggests."""
+    notebook = json.loads(text)
+    settings = notebook["cells"][1]
+    settings["source"] = "".join(settings["source"]).replace("quick = False", "quick = True", 1)
+    assert "quick = True" in settings["source"]
+    return json.dumps(notebook)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on copies of both notebooks (and quick-mode copies), with a reference for quick runs."""
+    pytest.importorskip("jupyterlab")
+    folder = tmp_path_factory.mktemp("lab")
+    for name in NOTEBOOKS:
+        shutil.copy(ROOT / name, folder / name)
+        (folder / f"quick-{name}").write_text(as_a_learner_sets_quick((ROOT / name).read_text(encoding="utf-8")))
+    references = quick_reference(tmp_path_factory.mktemp("references"))
+    with jupyter_lab.lab_server(folder, env=dict(DQN_REFERENCE_RUNS=str(references))) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def lab_page(browser):
+    return jupyter_lab.lab_page(browser)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_jupyterlab_marks_a_fresh_notebook_modified_only_for_the_kernels_language_info(lab, lab_page, name):
+    jupyter_lab.open_notebook(lab_page, lab, name)
+    assert jupyter_lab.is_modified(lab_page)
+    model = lab_page.evaluate(f"() => {jupyter_lab.NOTEBOOK}.context.model.toJSON()")
+    language_info = model["metadata"].pop("language_info")
+    assert language_info["name"] == "python" and language_info["version"].startswith("3.")
+    committed = json.loads((ROOT / name).read_text(encoding="utf-8"))
+    assert model["metadata"] == committed["metadata"]
+    for opened, cell in zip(model["cells"], committed["cells"], strict=True):
+        opened["metadata"].pop("trusted", None)  # the page's own flag: JupyterLab does not save it
+        assert opened["source"] == "".join(cell["source"]) and opened["metadata"] == cell["metadata"]
+    # The same notebook with the kernel's language_info already in it opens unmodified.
+    committed["metadata"]["language_info"] = language_info
+    (lab.folder / f"with-language-info-{name}").write_text(json.dumps(committed))
+    jupyter_lab.open_notebook(lab_page, lab, f"with-language-info-{name}")
+    assert not jupyter_lab.is_modified(lab_page)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_run_all_in_jupyterlab_shows_the_reference_plot(lab, lab_page, name):
+    jupyter_lab.open_notebook(lab_page, lab, f"quick-{name}")
+    jupyter_lab.run_all(lab_page, timeout=600)
+    outputs = jupyter_lab.cell_outputs(lab_page)[REFERENCE_CELL]
+    printed = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert "3 次参考运行" in printed or "of 3 reference runs of `python dqn.py --episodes 40" in printed
+    (width, height), *more = jupyter_lab.shown_images(lab_page, REFERENCE_CELL)
+    assert not more and width > 300 and height > 200  # the band of the reference runs, drawn in the page

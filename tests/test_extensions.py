@@ -7,6 +7,7 @@ import torch.nn as nn
 
 import dqn
 from beyond.agents import agent_class, make_agent
+from beyond.deep import deep_q_net
 from beyond.dueling import DuelingHead, dueling_q_net
 from beyond.hooks import linear_schedule
 from beyond.pixels import FRAME_STACK, FrameMemory, PixelDQN
@@ -305,7 +306,14 @@ def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
     run_dir = tmp_path / "runs" / "ext"
     checkpoint = torch.load(run_dir / "model.pt", weights_only=True)
     assert checkpoint["meta"]["extensions"] == dict(
-        n_step=3, dueling=True, prioritized=True, per_alpha=0.6, per_beta=0.4, replay_ratio=1, track_strip=False
+        n_step=3,
+        dueling=True,
+        prioritized=True,
+        per_alpha=0.6,
+        per_beta=0.4,
+        replay_ratio=1,
+        track_strip=False,
+        hidden_layers=1,
     )
     played = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", run_dir / "played.gif")
     assert played.returncode == 0, played.stderr[-2000:]
@@ -364,3 +372,80 @@ def test_the_replay_ratio_flag_reaches_the_agent_and_its_checkpoint(dqn_cli, tmp
     learn_steps = int(summary.split(" learn steps")[0].split()[-1])
     assert learn_steps % 3 == 0 and learn_steps > 0
     assert_one_line_error(dqn_cli("--replay-ratio", "0"), "--replay-ratio must be a positive integer")
+
+
+# hidden layers --------------------------------------------------------------------------
+
+
+def test_hidden_layers_stack_linear_relu_with_the_blogs_init():
+    net = deep_q_net(4, 2, hidden=64, layers=3)
+    linears = [m for m in net.fc if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(4, 64), (64, 64), (64, 64), (64, 2)]
+    assert [type(m) for m in net.fc[1::2]] == [nn.ReLU] * 3
+    for layer in linears:
+        assert abs(layer.weight.std().item() - 0.1) < 0.02  # N(0, 0.1), as q_net's
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_a_deep_agents_greedy_action_is_the_argmax_of_its_net(layers):
+    agent = make_agent(4, 3, seed=3, hidden_layers=layers, hidden=32)
+    assert isinstance(agent.eval_net, deep_q_net)
+    states = np.random.default_rng(0).normal(scale=10, size=(300, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = agent.eval_net(torch.from_numpy(states)).argmax(1).tolist()
+    assert [agent.greedy_action(s) for s in states] == expected
+    assert len(set(expected)) >= 2  # more than one action occurs, so the check can fail
+
+
+@pytest.mark.parametrize("huber", [False, True])
+def test_a_deep_agents_update_is_the_loss_gradient_step(huber):
+    agent = make_agent(4, 2, seed=2, hidden_layers=2, huber=huber, memory_capacity=100, learning_starts=0)
+    play_episode(agent, list(np.linspace(-1, 1, 60)), "terminated")
+    agent.learn()
+    batch = agent.sample_batch()
+    weights = torch.linspace(0.2, 1.0, agent.batch_size)[:, None]
+    reference = deep_q_net(4, 2, agent.hidden, 2)
+    reference.load_state_dict(agent.eval_net.state_dict())
+    b_s, b_a, b_r, b_s_, _ = batch
+    with torch.no_grad():
+        q_target = agent.td_target(b_r, b_s_)
+    loss_fn = nn.functional.smooth_l1_loss if huber else nn.functional.mse_loss
+    loss = (loss_fn(reference(b_s).gather(1, b_a), q_target, reduction="none") * weights).mean()
+    loss.backward()
+    agent.optimizer.step = lambda: None  # keep the gradients to compare, not the step
+    got, td_error = agent.update(*batch, weights=weights)
+    assert got == pytest.approx(loss.item(), rel=1e-5)
+    assert td_error.shape == (agent.batch_size, 1)
+    for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
+        assert mine.grad is not None and mine.grad.abs().sum() > 0
+        torch.testing.assert_close(mine.grad, autograd.grad)
+
+
+@pytest.mark.parametrize("others", [dict(n_step=3), dict(prioritized=True), dict(replay_ratio=2)])
+def test_hidden_layers_stack_with_the_other_extensions_and_learn(others):
+    agent = make_agent(4, 2, seed=5, hidden_layers=2, memory_capacity=100, learning_starts=0, **others)
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        s = rng.normal(size=4).astype(np.float32)
+        agent.store_transition(s, t % 2, 1.0, s, terminated=t % 20 == 19)
+    before = [p.clone() for p in agent.eval_net.parameters()]
+    assert all(np.isfinite([agent.learn() for _ in range(3)]))
+    assert all(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters(), strict=True))
+
+
+def test_the_hidden_layers_flag_reaches_the_checkpoint_and_plays_back(dqn_cli, tmp_path):
+    result = dqn_cli(*SHORT, "--hidden-layers", "2", "--watch", "0", "--snapshots", "0", "--run-name", "deep")
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = tmp_path / "runs" / "deep" / "model.pt"
+    checkpoint = torch.load(model, weights_only=True)
+    assert checkpoint["meta"]["extensions"]["hidden_layers"] == 2
+    assert sum(t.numel() for t in checkpoint["eval_net"].values()) == 4 * 50 + 50 + 50 * 50 + 50 + 50 * 2 + 2
+    played = dqn_cli("--play", model, "--watch", "1", "--video", tmp_path / "played.gif")
+    assert played.returncode == 0, played.stderr[-2000:]
+    for args, needle in [
+        (["--hidden-layers", "0"], "--hidden-layers must be a positive integer"),
+        (["--hidden-layers", "9"], "--hidden-layers must be at most 8"),
+        (["--hidden-layers", "2", "--dueling"], "--hidden-layers stacks the state MLP's layers"),
+        (["--hidden-layers", "2", "--pixels"], "--hidden-layers stacks the state MLP's layers"),
+    ]:
+        assert_one_line_error(dqn_cli(*args), needle)

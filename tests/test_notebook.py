@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import dqn
-from conftest import ROOT, headless_env
+from conftest import ROOT, headless_env, quick_reference
 
 NOTEBOOKS = ["dqn.ipynb", "dqn.zh-CN.ipynb"]
 
@@ -50,24 +50,6 @@ def test_the_first_cell_runs_the_blogs_300_episodes_and_quick_runs_40():
             namespace["quick"] = quick  # what editing the cell, or papermill's -p quick, does
             exec(settings, namespace)
             assert (namespace["episodes"], namespace["learning_starts"]) == (episodes, learning_starts)
-
-
-def quick_reference(tmp_path):
-    """A folder with a reference for the quick run's settings (the shipped ones have none), made up for the test."""
-    from beyond.flags import parse_args
-    from beyond.reference import settings_of
-
-    flags = ["--episodes", "40", "--learning-starts", "200"]
-    settings = json.loads(json.dumps(settings_of(parse_args(flags))))
-    runs = [dict(seed=s, curve=[(300, 20.0 * s), (2500, 100.0 * s)], solved_at=None, final_return=100.0 * s,
-                 env_steps=2500) for s in range(1, 4)]  # fmt: skip
-    folder = tmp_path / "references"
-    folder.mkdir()
-    reference = dict(
-        command="python dqn.py --episodes 40 --learning-starts 200", flags=flags, settings=settings, runs=runs
-    )
-    (folder / "quick.json").write_text(json.dumps(reference))
-    return folder
 
 
 # One notebook with the kernel's own inline backend, the other with MPLBACKEND=Agg set, as

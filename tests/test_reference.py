@@ -190,6 +190,13 @@ def test_the_presets_learners_run_have_references(name, seeds):
     assert ref["command"] == " ".join(["python dqn.py", *reference_runs.REFERENCES[name]])
 
 
+def test_a_reference_from_before_an_extension_places_runs_without_it_only():
+    ref = reference.load_references()["blog"]
+    assert "hidden_layers" not in ref["settings"]  # made before --hidden-layers existed
+    assert reference.matching(parse_args([]))["command"] == ref["command"]
+    assert reference.matching(parse_args(["--hidden-layers", "2"])) is None
+
+
 def test_every_reference_was_made_with_its_presets_flags_of_today():
     assert reference_runs.stale() == []
 

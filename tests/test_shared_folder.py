@@ -369,6 +369,17 @@ def test_missing_and_unknown_settings_are_one_line(stopped_run, tmp_path):
         refused(run_dir, "settings")
 
 
+def test_a_file_from_before_a_setting_existed_resumes_at_its_default(stopped_run, tmp_path):
+    header, state = saved(stopped_run)
+    older = {k: v for k, v in header["settings"].items() if k != "hidden_layers"}
+    assert len(older) == len(header["settings"]) - 1
+    run_dir = folder(tmp_path, "older")
+    write_state(run_dir / RESUME_FILE, RESUME_FORMAT, state, dict(header, settings=older))
+    assert outcome(run_dir) == "resumed"
+    assert type(resume_in_process(run_dir).eval_net) is type(resume_in_process(stopped_run).eval_net)
+    refused(with_settings(stopped_run, tmp_path, "deeper", hidden_layers=2), "not this net's layers")
+
+
 def tagged_tuple(*items):
     return {KIND: "tuple", "items": list(items)}
 

@@ -142,6 +142,10 @@ def test_each_tuner_starts_from_rl_zoos_values_in_dqn_pys_terms():
         zoo_learn_steps = (z["gradient_steps"] if z["gradient_steps"] > 0 else z["train_freq"]) / z["train_freq"]
         assert learn_steps_per_env_step == zoo_learn_steps
         assert start["target_replace_iter"] == z["target_update_interval"] * zoo_learn_steps
+        net_arch = eval(z["policy_kwargs"], {"dict": dict})["net_arch"]  # the zoo writes it as Python source
+        assert [start["hidden"]] * start.get("hidden_layers", 1) == net_arch or (
+            env_id == "Acrobot-v1" and start["hidden"] == net_arch[0]  # its study began with one layer
+        )
 
 
 def test_a_tuner_trial_keeps_its_first_trials_values_among_the_choices():
