@@ -205,6 +205,25 @@ def first_trial(args):
     return PREVIOUS_PRESET
 
 
+def trial_changes(text):
+    """--enqueue's NAME=VALUE pairs: names of the search space, values among their choices (JSON: 3, true, 0.5)."""
+    changes = {}
+    for pair in text.split(","):
+        name, _, value = pair.partition("=")
+        choices = {**SPACE, "train_every": TRAIN_EVERY, "hidden_layers": HIDDEN_LAYERS}.get(name)
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise argparse.ArgumentTypeError(f"{pair!r}: the value is not a number or true/false") from None
+        if name == "lr" and isinstance(value, float | int) and 3e-4 <= value <= 1e-2:
+            changes[name] = float(value)
+        elif choices is not None and value in choices and type(value) is type(choices[0]):
+            changes[name] = value
+        else:
+            raise argparse.ArgumentTypeError(f"{pair!r}: not a value the search space holds")
+    return changes
+
+
 def open_study(args, worker=0):
     """The study, created or resumed; its sampler seeded by --sampler-seed, the worker and the trials so far.
 
@@ -230,6 +249,8 @@ def open_study(args, worker=0):
     existing = len(study.get_trials(deepcopy=False))
     if not existing:
         study.enqueue_trial(first_trial(args))
+    for changes in args.enqueue:  # queued once: a study that holds these values already skips them
+        study.enqueue_trial({**first_trial(args), **changes}, skip_if_exists=True)
     seed = args.sampler_seed + 10_007 * worker + existing
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     return study
@@ -315,6 +336,14 @@ def main():
     p.add_argument("--out", default=None, help="default: bench/results, or bench/results/tune_<env> for another env")
     p.add_argument(
         "--prune-curve", action="store_true", help="also stop a trial whose first seed's evaluations trail the others'"
+    )
+    p.add_argument(
+        "--enqueue",
+        type=trial_changes,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,NAME=VALUE]",
+        help="also try the first trial with these values changed, next (e.g. n_step=3: what a probe found)",
     )
     args = p.parse_args()
     cartpole = args.env == "CartPole-v1"

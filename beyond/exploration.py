@@ -100,11 +100,12 @@ def exploration_figure(runs, plane, thirds=("early", "middle", "late")):
     for row, (title, visits, agent, state_size) in zip(axes, runs, strict=True):
         for ax, part, name in zip(row[:3], np.array_split(visits, 3), thirds, strict=True):
             ax.hist2d(part[:, 0], part[:, 1], bins=bins, norm=LogNorm(), cmap="viridis")
-            ax.set_title(f"{title}: {name} third ({len(part):,} states)", fontsize=9)
+            ax.set_title(f"{name} third: {len(part):,} states", fontsize=9)
         xs, ys = (np.linspace(*edges[[0, -1]], 80) for edges in bins)
         actions = greedy_actions(agent, plane, xs, ys, state_size)
         row[3].pcolormesh(xs, ys, actions, cmap=colours, vmin=0, vmax=len(plane.actions) - 1, shading="auto")
-        row[3].set_title(f"{title}: greedy action at the end", fontsize=9)
+        row[3].set_title("greedy action at the end", fontsize=9)
+        row[0].annotate(title, (0, 1.13), xycoords="axes fraction", fontsize=10, weight="bold")  # the row's run
         handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i)) for i in range(len(plane.actions))]
         row[3].legend(handles, plane.actions, fontsize=7, loc="lower left")
         for ax in row:

@@ -313,14 +313,14 @@ class TrainingHooks(Snapshots):
 
     # What the rest of training depends on, for --resume (beyond/resume.py); the schedules
     # are functions of env steps alone, and the rest is rebuilt from the run's settings.
-    RESUMABLE = (
+    RESUME_STATE = (
         *("evals", "good_state", "solved", "best", "diverged", "next_eval", "unconfirmed"),
         *("taking_snapshots", "snapshots", "snapshot_every", "next_snapshot", "episode"),
     )
 
     def resume_state(self):
-        """The RESUMABLE attributes, for resume.pt."""
-        return {name: getattr(self, name) for name in self.RESUMABLE}
+        """The RESUME_STATE attributes, for resume.pt."""
+        return {name: getattr(self, name) for name in self.RESUME_STATE}
 
     def load_resume_state(self, state):
         """Carry on with a stopped run's bookkeeping; its memory is full already, so no progress bar."""

@@ -106,7 +106,7 @@ def save_resume_state(path, args, agent, env, hooks, records):
                 parts_to_data(layer, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
                 for layer in layers(env)
             ],
-            hooks=parts_to_data(hooks, hooks.RESUMABLE, "hooks"),
+            hooks=parts_to_data(hooks, hooks.RESUME_STATE, "hooks"),
             train=to_data((finished, records[-1]["env_steps"] if records else 0, unfinished), "train"),
             torch_rng=torch.get_rng_state(),
         )
@@ -340,10 +340,10 @@ def restore(state, agent, env, hooks):
             parts_from_data(layer, fields, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
         check_env_state(env, unfinished)
         saved_hooks = {}
-        if not isinstance(state["hooks"], dict) or set(state["hooks"]) != set(hooks.RESUMABLE):
-            differ = sorted(map(str, set(state["hooks"]) ^ set(hooks.RESUMABLE)))
+        if not isinstance(state["hooks"], dict) or set(state["hooks"]) != set(hooks.RESUME_STATE):
+            differ = sorted(map(str, set(state["hooks"]) ^ set(hooks.RESUME_STATE)))
             raise StateError(f"hooks: not the hooks' fields (differing: {', '.join(differ)})")
-        for name in hooks.RESUMABLE:
+        for name in hooks.RESUME_STATE:
             saved_hooks[name] = from_data(state["hooks"][name], getattr(hooks, name), f"hooks.{name}")
         check_hooks(saved_hooks, agent.eval_net.state_dict(), env_steps, args)
     except StateError as e:

@@ -349,3 +349,24 @@ def test_curve_pruning_stops_a_trial_whose_first_seed_trails_the_others_at_the_s
     with pytest.raises(optuna.TrialPruned):
         tune.curve_pruning(behind)(10_000, -150.0)
     assert list(behind.study.trials[-1].intermediate_values) == [tune.CURVE_STEPS + 10_000]
+
+
+def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp_path):
+    import argparse
+
+    import tune
+
+    changes = [tune.trial_changes("n_step=3,double=true")]
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = argparse.Namespace(
+        env="MountainCar-v0", storage=storage, heartbeat=30, study_name="tuned", sampler_seed=0, enqueue=changes
+    )
+    for _ in range(2):  # a resumed study with the same --enqueue queues nothing more
+        study = tune.open_study(args)
+    first, second = (study.ask() for _ in range(2))
+    start = tune.first_trial(args)
+    assert tune.suggest(first, start) == start
+    assert tune.suggest(second, start) == {**start, "n_step": 3, "double": True}
+    for bad in ["n_step=4", "n_step=true", "lr=1", "nothing=1", "n_step"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            tune.trial_changes(bad)

@@ -36,6 +36,12 @@ def test_the_picture_has_three_thirds_and_the_greedy_action_with_the_flag_on_eac
     counts = [int(ax.collections[0].get_array().sum()) for ax in axes[:3]]
     assert sum(counts) == len(visits) and max(counts) - min(counts) <= 1  # thirds of the run, every state in one
     assert [t.get_text() for t in axes[3].get_legend().get_texts()] == ["left", "none", "right"]
+    figure.canvas.draw()
+    frame = figure.bbox
+    for text in [ax.title for ax in axes] + axes[0].texts:  # every title inside the figure, not cut at its edge
+        box = text.get_window_extent()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1, text.get_text()
+    assert any(t.get_text() == title for t in axes[0].texts)
 
 
 def test_the_greedy_map_is_the_agents_argmax():

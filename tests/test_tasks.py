@@ -162,3 +162,22 @@ def test_each_tasks_tuned_values_are_its_studys_best_or_rl_zoos_before_one(env_i
     best = ROOT / "bench" / "results" / f"tune_{env_id}" / "tune_best.json"
     chosen = json.loads(best.read_text())["params"] if best.exists() else tune.RL_ZOO_START[env_id]
     assert TASKS[env_id].tuned == chosen
+
+
+def test_mountaincars_preset_bootstraps_from_the_time_limits_cut():
+    """The 200-step limit ends an episode but not the car's future: its last row keeps gamma * max Q."""
+    import torch
+
+    import dqn
+    from beyond.cli import REWARDS, build
+
+    args = parse_args(["--preset", "tuned", "--env", "MountainCar-v0", "--seed", "0"])
+    env, agent = build(args)
+    records = dqn.train(agent, env, 1, args.max_episode_steps, REWARDS[args.reward], seed=0, log=None)
+    assert records[-1]["steps"] == 200 and agent.memory_counter == 200  # cut by the time limit, not the flag
+    assert agent.terminal_mask and not agent.memory_terminated[:200].any()
+    b_s, b_a, b_r, b_s_, b_terminated = agent.batch_at(np.array([199]))
+    with torch.no_grad():
+        bootstrap = agent.target_net(b_s_).max(1, keepdim=True).values
+        assert bootstrap.abs().item() > 0
+        torch.testing.assert_close(agent.td_target(b_r, b_s_, b_terminated), b_r + agent.gamma * bootstrap)
