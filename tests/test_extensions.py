@@ -141,27 +141,33 @@ def test_dueling_head_is_value_plus_advantage_minus_its_mean():
     torch.testing.assert_close(head(h).mean(1, keepdim=True), v)  # the advantages average to zero
 
 
-@pytest.mark.parametrize("huber", [False, True])
-def test_dueling_update_gradients_equal_autograds(huber):
-    agent = make_agent(4, 2, seed=2, dueling=True, huber=huber, memory_capacity=100, learning_starts=0)
-    assert isinstance(agent.eval_net, dueling_q_net)
+def assert_update_gradients_are_the_loss_gradients(agent, reference):
+    """agent.update's gradients on a weighted batch equal loss.backward()'s through reference, a copy of its net."""
     play_episode(agent, list(np.linspace(-1, 1, 60)), "terminated")
     agent.learn()  # away from the initial weights
     batch = agent.sample_batch()
     weights = torch.linspace(0.2, 1.0, agent.batch_size)[:, None]
-    reference = dueling_q_net(4, 2, agent.hidden)
     reference.load_state_dict(agent.eval_net.state_dict())
     b_s, b_a, b_r, b_s_, _ = batch
     with torch.no_grad():
         q_target = agent.td_target(b_r, b_s_)
-    loss_fn = nn.functional.smooth_l1_loss if huber else nn.functional.mse_loss
+    loss_fn = nn.functional.smooth_l1_loss if agent.huber else nn.functional.mse_loss
     loss = (loss_fn(reference(b_s).gather(1, b_a), q_target, reduction="none") * weights).mean()
     loss.backward()
     agent.optimizer.step = lambda: None  # keep the gradients to compare, not the step
-    got, _ = agent.update(*batch, weights=weights)
+    got, td_error = agent.update(*batch, weights=weights)
     assert got == pytest.approx(loss.item(), rel=1e-5)
+    assert td_error.shape == (agent.batch_size, 1)
     for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
+        assert mine.grad is not None and mine.grad.abs().sum() > 0
         torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("huber", [False, True])
+def test_dueling_update_gradients_equal_autograds(huber):
+    agent = make_agent(4, 2, seed=2, dueling=True, huber=huber, memory_capacity=100, learning_starts=0)
+    assert isinstance(agent.eval_net, dueling_q_net)
+    assert_update_gradients_are_the_loss_gradients(agent, dueling_q_net(4, 2, agent.hidden))
 
 
 def test_dueling_greedy_action_is_the_argmax_of_q():
@@ -400,25 +406,7 @@ def test_a_deep_agents_greedy_action_is_the_argmax_of_its_net(layers):
 @pytest.mark.parametrize("huber", [False, True])
 def test_a_deep_agents_update_is_the_loss_gradient_step(huber):
     agent = make_agent(4, 2, seed=2, hidden_layers=2, huber=huber, memory_capacity=100, learning_starts=0)
-    play_episode(agent, list(np.linspace(-1, 1, 60)), "terminated")
-    agent.learn()
-    batch = agent.sample_batch()
-    weights = torch.linspace(0.2, 1.0, agent.batch_size)[:, None]
-    reference = deep_q_net(4, 2, agent.hidden, 2)
-    reference.load_state_dict(agent.eval_net.state_dict())
-    b_s, b_a, b_r, b_s_, _ = batch
-    with torch.no_grad():
-        q_target = agent.td_target(b_r, b_s_)
-    loss_fn = nn.functional.smooth_l1_loss if huber else nn.functional.mse_loss
-    loss = (loss_fn(reference(b_s).gather(1, b_a), q_target, reduction="none") * weights).mean()
-    loss.backward()
-    agent.optimizer.step = lambda: None  # keep the gradients to compare, not the step
-    got, td_error = agent.update(*batch, weights=weights)
-    assert got == pytest.approx(loss.item(), rel=1e-5)
-    assert td_error.shape == (agent.batch_size, 1)
-    for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
-        assert mine.grad is not None and mine.grad.abs().sum() > 0
-        torch.testing.assert_close(mine.grad, autograd.grad)
+    assert_update_gradients_are_the_loss_gradients(agent, deep_q_net(4, 2, agent.hidden, 2))
 
 
 @pytest.mark.parametrize("others", [dict(n_step=3), dict(prioritized=True), dict(replay_ratio=2)])
