@@ -23,6 +23,9 @@ from conftest import ROOT
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("psycopg2", reason="the PostgreSQL driver is in bench/requirements.txt")
 
+sys.path.insert(0, str(ROOT / "bench"))
+from tune import SPACE  # noqa: E402
+
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 TUNE = [sys.executable, "tune.py", "--seeds", "1000", "--budget", "1500", "--heartbeat", "1"]
 
@@ -97,6 +100,26 @@ def test_two_workers_share_one_study_and_n_trials_is_its_total(postgres_url, tmp
     assert (tmp_path / "tune_trials.csv").read_text().count("\n") == 1 + len(trials(postgres_url, "shared"))
 
 
+def chosen(trial):
+    """Whether a running trial has all its values: the search space's, and per_alpha where it has prioritized replay."""
+    names = {"lr", *SPACE} | ({"per_alpha"} if trial.params.get("prioritized") else set())
+    return names <= set(trial.params)
+
+
+def poll(found, seconds=120):
+    """found()'s first truthy value, asked every 0.1 s; [] after seconds (a study not yet created counts as none)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            value = found()
+        except KeyError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    return []
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_killed_workers_trial_is_failed_and_tried_again(postgres_url, tmp_path):
     command = [*TUNE, "--budget", "50000", "--seeds", "1000-1004", "--storage", postgres_url]
@@ -104,18 +127,9 @@ def test_a_killed_workers_trial_is_failed_and_tried_again(postgres_url, tmp_path
         [*command, "--study-name", "killed", "--n-trials", "3", "--out", str(tmp_path)], cwd=ROOT / "bench"
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            try:
-                running = trials(postgres_url, "killed", optuna.trial.TrialState.RUNNING)
-            except KeyError:  # the study is not created yet
-                continue
-            if running:
-                break
+        state = optuna.trial.TrialState.RUNNING
+        running = poll(lambda: [t for t in trials(postgres_url, "killed", state) if chosen(t)])
         assert running, "the worker never started a trial"
-        time.sleep(1.5)  # a heartbeat or two, and the trial has its values by then
-        running = trials(postgres_url, "killed", optuna.trial.TrialState.RUNNING)
     finally:
         slow.send_signal(signal.SIGKILL)
         slow.wait()
