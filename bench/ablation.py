@@ -77,8 +77,7 @@ def without_each_part(env_id="CartPole-v1"):
 ROWS = {**FIXED_ROWS, **without_each_part(), "sb3-zoo": SB3_ROW}
 PROBES = {  # an env's preset plus one change: what is measured on tuning seeds before its study's space is set
     "MountainCar-v0": {
-        "tuned-n-step-3": (["--preset", "tuned", "--n-step", "3"], "preset + 3-step returns"),
-        "tuned-n-step-10": (["--preset", "tuned", "--n-step", "10"], "preset + 10-step returns"),
+        "tuned-n-step-10": (["--preset", "tuned", "--n-step", "10"], "preset with 10-step returns"),
         "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
         "tuned-memory-50k": (["--preset", "tuned", "--memory-capacity", "50000"], "preset with 50,000 rows"),
         "tuned-epsilon-60k": (["--preset", "tuned", "--epsilon-steps", "60000"], "preset exploring over 60k steps"),

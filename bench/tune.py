@@ -24,6 +24,8 @@ trials differ from run to run.
     python bench/tune.py --n-trials 150 --n-jobs 2          # resumes bench/results/tune.db
     python bench/tune.py --storage postgresql://user@host/db --study-name tuned --n-trials 300   # on each machine
     python bench/tune.py --env LunarLander-v3 --prune-curve     # long seeds: stop a trial plainly behind mid-seed
+    python bench/tune.py --env MountainCar-v0 --prune-curve --enqueue n_step=3   # and try a probe's change second
+    python bench/tune.py --env MountainCar-v0 --report          # the tables of the study as it stands, no trial
 
 Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
 """
@@ -311,6 +313,21 @@ def write_results(study, out):
     return len(trials), len(complete)
 
 
+def run_workers(args):
+    """--n-jobs workers on the study, each in a process of its own when there are several."""
+    if args.n_jobs == 1:
+        return work(args)
+    open_study(args)  # create it once, before the workers race to
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=work, args=(args, i)) for i in range(args.n_jobs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if any(w.exitcode for w in workers):
+        sys.exit("a worker failed: see its output above")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", choices=list(TASKS), default="CartPole-v1", help="the task (beyond/tasks.py)")
@@ -345,24 +362,15 @@ def main():
         metavar="NAME=VALUE[,NAME=VALUE]",
         help="also try the first trial with these values changed, next (e.g. n_step=3: what a probe found)",
     )
+    p.add_argument("--report", action="store_true", help="run no trial: write the tables of the study as it stands")
     args = p.parse_args()
     cartpole = args.env == "CartPole-v1"
     args.out = args.out or str(RESULTS if cartpole else RESULTS / f"tune_{args.env}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     args.storage = args.storage or (DEFAULT_STORAGE if cartpole else f"sqlite:///{Path(args.out) / 'tune.db'}")
     args.budget = args.budget or (30_000 if cartpole else TASKS[args.env].budget)
-    if args.n_jobs > 1:
-        open_study(args)  # create it once, before the workers race to
-        ctx = multiprocessing.get_context("spawn")
-        workers = [ctx.Process(target=work, args=(args, i)) for i in range(args.n_jobs)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        if any(w.exitcode for w in workers):
-            sys.exit("a worker failed: see its output above")
-    else:
-        work(args)
+    if not args.report:
+        run_workers(args)
     total, complete = write_results(open_study(args), Path(args.out))
     print(f"{total} trials, {complete} complete; wrote {args.out}/tune_trials.csv and tune_best.json")
 

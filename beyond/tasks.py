@@ -135,7 +135,27 @@ TASKS = {
             confirm_episodes=100,
             budget=150_000,
             random_return=-200.0,
-            tuned=RL_ZOO_START["MountainCar-v0"],
+            # the study's best trial so far (bench/results/tune_MountainCar-v0/tune_best.json):
+            # rl-zoo's values, two hidden layers, with 3-step returns
+            tuned=dict(
+                lr=0.004,
+                hidden_layers=2,
+                batch_size=128,
+                hidden=256,
+                gamma=0.98,
+                target_replace_iter=300,
+                learning_starts=1000,
+                memory_capacity=10_000,
+                epsilon_end=0.93,
+                epsilon_steps=24_000,
+                double=False,
+                huber=True,
+                grad_clip=10.0,
+                n_step=3,
+                prioritized=False,
+                replay_ratio=8,
+                train_every=16,
+            ),
         ),
         Task(
             "LunarLander-v3",

@@ -370,3 +370,8 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
     for bad in ["n_step=4", "n_step=true", "lr=1", "nothing=1", "n_step"]:
         with pytest.raises(argparse.ArgumentTypeError):
             tune.trial_changes(bad)
+    report = [sys.executable, "tune.py", "--env", "MountainCar-v0", "--storage", storage, "--out", str(tmp_path)]
+    subprocess.run([*report, "--report"], cwd=ROOT / "bench", check=True, timeout=120)  # runs no trial
+    rows = list(csv.DictReader((tmp_path / "tune_trials.csv").open()))
+    assert [row["state"] for row in rows] == ["RUNNING", "RUNNING"]  # the two asked above, nothing more
+    assert not (tmp_path / "tune_best.json").exists()  # no trial is complete
