@@ -13,6 +13,7 @@ command as the Run menu's, and the cells are read from the model the page render
 """
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -40,6 +41,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def with_settings(notebook_text, old, new):
+    """The notebook's text with old replaced by new in its first code cell (its settings), as a learner edits it."""
+    notebook = json.loads(notebook_text)
+    settings = notebook["cells"][1]
+    source = "".join(settings["source"])
+    if old not in source:
+        raise ValueError(f"{old!r} is not in the notebook's settings cell")
+    settings["source"] = source.replace(old, new, 1)
+    return json.dumps(notebook)
 
 
 def lab_environment(folder, extra=None):

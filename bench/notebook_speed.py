@@ -62,10 +62,8 @@ def notebook_rate(seed):
 def browser_rate(seed, browser):
     """(env steps/s, env steps, torch threads, images the reference cell shows, chromium and kernel CPU s)."""
     with tempfile.TemporaryDirectory() as folder:
-        notebook = json.loads((ROOT / "dqn.ipynb").read_text(encoding="utf-8"))
-        settings = notebook["cells"][1]
-        settings["source"] = "".join(settings["source"]).replace("seed = 0", f"seed = {seed}", 1)
-        (Path(folder) / "dqn.ipynb").write_text(json.dumps(notebook))
+        notebook = (ROOT / "dqn.ipynb").read_text(encoding="utf-8")
+        (Path(folder) / "dqn.ipynb").write_text(jupyter_lab.with_settings(notebook, "seed = 0", f"seed = {seed}"))
         with jupyter_lab.lab_server(folder) as lab:
             page = jupyter_lab.lab_page(browser)
             jupyter_lab.open_notebook(page, lab, "dqn.ipynb")

@@ -8,6 +8,8 @@ The blog's update writes the gradient of its one hidden layer out by hand (q_net
 for a stack of layers autograd does it, as it does for PixelDQN's CNN.
 """
 
+from itertools import pairwise
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -18,9 +20,8 @@ class deep_q_net(nn.Module):
 
     def __init__(self, n_states, n_actions, hidden=50, layers=2):
         super().__init__()
-        sizes = [n_states] + [hidden] * layers
         stack = []
-        for n_in, n_out in zip(sizes, sizes[1:], strict=False):
+        for n_in, n_out in pairwise([n_states] + [hidden] * layers):
             stack += [nn.Linear(n_in, n_out), nn.ReLU()]
         self.fc = nn.Sequential(*stack, nn.Linear(hidden, n_actions))
         for layer in self.fc[::2]:

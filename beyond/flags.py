@@ -321,7 +321,7 @@ def file_settings(args):
     return {name: getattr(args, name) for name in setting_kinds() if name not in OUTPUT_SETTINGS}
 
 
-SETTINGS_ADDED_SINCE = dict(hidden_layers=1)  # settings newer than resume format 3, at the value older files ran
+SETTINGS_ADDED_SINCE = dict(hidden_layers=1)  # settings newer than resume format 3 and the reference files, as they ran
 
 
 def settings_from_file(values):

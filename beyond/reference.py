@@ -22,6 +22,7 @@ import numpy as np
 import dqn
 from beyond.agents import EXTENSION_DEFAULTS
 from beyond.evaluation import eval_seed, evaluate
+from beyond.flags import SETTINGS_ADDED_SINCE
 from beyond.tasks import random_return_of, threshold_of
 from beyond.values import append_panel
 
@@ -52,8 +53,8 @@ def load_references(folder=None):
 
 
 def settings_in(ref):
-    """A reference's settings; one made before an extension existed ran without it, at the extension's defaults."""
-    return {**EXTENSION_DEFAULTS, **ref["settings"]}
+    """A reference's settings; one made before a setting existed ran at that setting's old value."""
+    return {**SETTINGS_ADDED_SINCE, **ref["settings"]}
 
 
 def matching(args, folder=None):

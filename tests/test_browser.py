@@ -63,15 +63,6 @@ NOTEBOOKS = ["dqn.ipynb", "dqn.zh-CN.ipynb"]
 REFERENCE_CELL = 24  # "Is this run normal?"
 
 
-def as_a_learner_sets_quick(text):
-    """The notebook with its first code cell edited to `quick = True`, as the README suggests."""
-    notebook = json.loads(text)
-    settings = notebook["cells"][1]
-    settings["source"] = "".join(settings["source"]).replace("quick = False", "quick = True", 1)
-    assert "quick = True" in settings["source"]
-    return json.dumps(notebook)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on copies of both notebooks (and quick-mode copies), with a reference for quick runs."""
@@ -79,7 +70,8 @@ def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab")
     for name in NOTEBOOKS:
         shutil.copy(ROOT / name, folder / name)
-        (folder / f"quick-{name}").write_text(as_a_learner_sets_quick((ROOT / name).read_text(encoding="utf-8")))
+        quick = jupyter_lab.with_settings((ROOT / name).read_text(encoding="utf-8"), "quick = False", "quick = True")
+        (folder / f"quick-{name}").write_text(quick)
     references = quick_reference(tmp_path_factory.mktemp("references"))
     with jupyter_lab.lab_server(folder, env=dict(DQN_REFERENCE_RUNS=str(references))) as server:
         yield server

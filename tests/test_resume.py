@@ -148,36 +148,6 @@ def test_resume_state_is_written_whole_even_with_a_second_ctrl_c(tmp_path):
     assert not [p for p in os.listdir(tmp_path / "runs" / "twice") if p.startswith(".")]  # no temporary files left
 
 
-def test_a_ctrl_c_while_resume_pt_is_written_is_ignored(tmp_path, monkeypatch):
-    """Deterministic: the first Ctrl-C at a chosen env step, the second at the moment resume.pt is written."""
-    import dqn
-    from beyond import cli, resume
-
-    store = dqn.DQN.store_transition
-
-    def ctrl_c_at_step_150(agent, *args, **kwargs):
-        store(agent, *args, **kwargs)
-        if agent.memory_counter == 150:
-            os.kill(os.getpid(), signal.SIGINT)  # stops training at this step's end
-
-    write = resume.write_state
-    seconds = []
-
-    def ctrl_c_then_write(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)  # would end the save here, were it not shielded
-        seconds.append(time.perf_counter())
-        write(*args, **kwargs)
-
-    monkeypatch.setattr(dqn.DQN, "store_transition", ctrl_c_at_step_150)
-    monkeypatch.setattr(resume, "write_state", ctrl_c_then_write)
-    monkeypatch.chdir(tmp_path)
-    assert cli.main(["--episodes", "1000", "--memory-capacity", "200", "--seed", "0", *QUIET, "--run-name", "c"]) == 130
-    assert len(seconds) == 1  # the second Ctrl-C was sent, and the save went on past it
-    state = saved_state(tmp_path, "c")
-    assert state["agent"]["memory_counter"] == state["train"][1] == 150
-    assert not [p for p in os.listdir(tmp_path / "runs" / "c") if p.startswith(".")]  # no temporary files left
-
-
 LUNAR = ["--preset", "tuned", "--env", "LunarLander-v3", "--seed", "3", "--no-early-stop", "--eval-every", "1000"]
 LUNAR += ["--learning-starts", "300", *QUIET]
 
