@@ -14,7 +14,8 @@ import torch
 
 import dqn
 from beyond import UsageError, pixels
-from beyond.agents import EXTENSION_DEFAULTS, make_agent
+from beyond.agents import make_agent
+from beyond.config import names
 from beyond.evaluation import eval_seed
 from beyond.files import (
     agent_for,
@@ -29,10 +30,10 @@ from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
 from beyond.reference import NO_REFERENCE, add_reference_band, diagnoses, matching, outcome_of, placement
 from beyond.resume import RESUME_FILE, restore, resumed_args, save_resume_state
-from beyond.tasks import threshold_of
+from beyond.tasks import display_available, is_cartpole, solved_threshold
 from beyond.tensorboard import ScalarLog
 from beyond.values import add_value_panel
-from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
+from beyond.watching import can_render, mark_snapshots, record_learning_video, watch
 
 
 def main(argv=None):
@@ -85,7 +86,7 @@ def build(args):
     render = args.render and can_render(args.env, log_for(args))
     make_env = functools.partial(pixels.make_env, track_strip=args.track_strip) if args.pixels else dqn.make_env
     env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
-    settings = {k: getattr(args, k) for k in [*dqn.hyperparameters, *EXTENSION_DEFAULTS]}
+    settings = {name: getattr(args, name) for name in names("agent")}
     agent = make_agent(n_states_of(env), int(env.action_space.n), args.seed, args.pixels, args.device, **settings)
     return env, agent
 
@@ -149,10 +150,10 @@ def labelled_for(figure, args):
     """dqn.plot speaks of CartPole and its pole; another env's plot names that env instead. The
     evaluation panel, where there is one, marks the threshold that counts as solved."""
     top, steps = figure.axes[:2]
-    if not args.env.startswith("CartPole"):
+    if not is_cartpole(args.env):
         top.set_title(top.get_title().replace("CartPole", args.env))
         steps.set_ylabel("steps per episode")
-    threshold = args.early_stop if args.early_stop is not None else threshold_of(args.eval_env)
+    threshold = solved_threshold(args)
     if len(figure.axes) > 2 and threshold is not None:
         solved = f"solved: {threshold:g} on {args.eval_env}"
         figure.axes[2].axhline(threshold, color="tab:red", ls=":", lw=1, label=solved)
@@ -180,7 +181,7 @@ def play(args):
     """--play: load a checkpoint and watch or record it, without training."""
 
     def make_agent(meta):
-        if torch.device(args.device).type != "cpu" and isinstance(meta["n_states"], int):
+        if torch.device(args.device).type != "cpu" and not pixels.reads_pixels(meta["n_states"]):
             raise UsageError(f"--device {args.device} is for --pixels checkpoints; {args.play} runs on the CPU")
         if args.env is not None and args.env != meta["env_id"]:
             raise UsageError(f"--play: {args.play} was saved for {meta['env_id']}, not {args.env}")

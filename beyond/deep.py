@@ -18,7 +18,7 @@ import torch.nn as nn
 class deep_q_net(nn.Module):
     """(Linear -> ReLU) x layers, then Linear to one value per action; weights ~ N(0, 0.1) as q_net's."""
 
-    def __init__(self, n_states, n_actions, hidden=50, layers=2):
+    def __init__(self, n_states, n_actions, hidden, layers):
         super().__init__()
         stack = []
         for n_in, n_out in pairwise([n_states] + [hidden] * layers):
@@ -36,7 +36,7 @@ class HiddenLayers:
 
     RESUME_STATE = ()  # nothing beyond the base agent's: the nets are the base agent's state
 
-    def __init__(self, *args, hidden_layers=2, **overrides):
+    def __init__(self, *args, hidden_layers, **overrides):
         self.hidden_layers = hidden_layers
         super().__init__(*args, **overrides)
 

@@ -7,7 +7,7 @@ compared with published results, unlike the shaped reward of the unwrapped train
 import numpy as np
 
 import dqn
-from beyond import pixels
+from beyond import pixels, tasks
 
 EVAL_ENV_ID = "CartPole-v1"
 
@@ -43,7 +43,7 @@ def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=d
 
 def eval_env_id(env_id):
     """CartPole agents are judged on the standard v1 task; any other env on itself."""
-    return EVAL_ENV_ID if env_id.startswith("CartPole") else env_id
+    return EVAL_ENV_ID if tasks.is_cartpole(env_id) else env_id
 
 
 def eval_seed(seed):

@@ -23,7 +23,7 @@ class NStepReturns:
 
     RESUME_STATE = ("memory_discount", "open_rows")  # what --resume saves beyond the base agent's
 
-    def __init__(self, *args, n_step=3, **overrides):
+    def __init__(self, *args, n_step, **overrides):
         self.n_step = n_step
         super().__init__(*args, **overrides)
         self.memory_discount = np.full((self.memory_capacity, 1), self.gamma, dtype=np.float32)

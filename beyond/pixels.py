@@ -142,9 +142,14 @@ class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return np.stack(self.frames), total_reward, terminated, truncated, dict(info, frames=frames)
 
 
+def reads_pixels(n_states):
+    """Is pixels or not, from what an agent (or a checkpoint's meta) reads: a frame stack's shape, or a state size."""
+    return not isinstance(n_states, int)
+
+
 def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None, track_strip=False):
     """dqn.make_env's env seen through its screen; render_mode="human" also shows a window."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not tasks.display_available():
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, without SDL's warnings
     env = PixelObservation(tasks.make_env(env_id, unwrapped, render_mode="rgb_array"), track_strip=track_strip)
     return gym.wrappers.HumanRendering(env) if render_mode == "human" else env
@@ -152,7 +157,7 @@ def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None, track_strip=Fa
 
 def env_maker(agent):
     """The make_env whose observations agent reads: the screen for a PixelDQN, else the state."""
-    if isinstance(agent, PixelDQN):
+    if reads_pixels(agent.n_states):
         return functools.partial(make_env, track_strip=agent.track_strip)
     return tasks.make_env
 

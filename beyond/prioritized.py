@@ -26,7 +26,7 @@ class PrioritizedReplay:
     RESUME_STATE = ("priorities", "max_priority", "beta")  # what --resume saves beyond the base agent's
     NOT_RESUME_STATE = ("sampled_rows", "sampled_weights")  # set by sample_batch for the same learn step's update
 
-    def __init__(self, *args, per_alpha=0.6, per_beta=0.4, **overrides):
+    def __init__(self, *args, per_alpha, per_beta, **overrides):
         self.per_alpha, self.per_beta = per_alpha, per_beta
         self.beta = per_beta  # now; TrainingHooks raises it towards 1
         super().__init__(*args, **overrides)

@@ -19,11 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-import dqn
-from beyond.agents import EXTENSION_DEFAULTS
+from beyond.config import IDENTITY_SETTINGS, SETTINGS_ADDED_SINCE
 from beyond.evaluation import eval_seed, evaluate
-from beyond.flags import SETTINGS_ADDED_SINCE
-from beyond.tasks import random_return_of, threshold_of
+from beyond.tasks import random_return_of, solved_threshold
 from beyond.values import append_panel
 
 # the shipped reference runs; DQN_REFERENCE_RUNS names another folder of them (bench/reference_runs.py makes them)
@@ -32,19 +30,11 @@ DOCS = "docs/normal-run.md"
 NO_REFERENCE = f"no reference runs for these settings: nothing to place this run among ({DOCS} lists those there are)"
 EVAL_PANEL_LABEL = "greedy eval return"  # dqn.plot's evaluation panel
 SNAPSHOT_EPISODES = 10
-# What makes two runs the same, seed aside: what changes their training or how it is measured.
-RUN_SETTINGS = (
-    *dqn.hyperparameters,
-    *EXTENSION_DEFAULTS,
-    *("env", "reward", "pixels", "episodes", "max_episode_steps", "max_env_steps", "per_beta_steps"),
-    *("epsilon", "epsilon_start", "epsilon_end", "epsilon_steps"),
-    *("eval_every", "eval_episodes", "early_stop", "no_early_stop", "confirm_episodes", "keep_best"),
-)
 
 
 def settings_of(args):
     """The run's settings that a reference must share (a dict of plain values, as JSON keeps them)."""
-    return {name: getattr(args, name) for name in RUN_SETTINGS}
+    return {name: getattr(args, name) for name in IDENTITY_SETTINGS}
 
 
 def load_references(folder=None):
@@ -234,7 +224,7 @@ def draw_run_over_band(ax, curve, reference, labels=BAND_LABELS):
 # ---------------------------------------------------------------------------------------
 def diagnoses(outcome, evals, records, args, agent, reference=None):
     """One line for each known failure the run's records show, with the docs section that explains it."""
-    threshold = args.early_stop if args.early_stop is not None else threshold_of(args.eval_env)
+    threshold = solved_threshold(args)
     random_level = random_return_of(args.eval_env)
     found = [
         never_learned(records, agent, args, outcome["curve"], threshold, random_level),

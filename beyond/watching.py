@@ -41,7 +41,8 @@ def watch(agent, args, run_dir, env_id, reward, title):
         env = env_maker(agent)(env_id, unwrapped=reward == "shaped", render_mode="rgb_array")
         return env if args.no_overlay else QValueOverlay(env, agent, episodes)
 
-    if not args.video and display_available() and watch_in_window(make, agent.greedy_action, episodes, seed, title):
+    in_window = not args.video and tasks.display_available()
+    if in_window and watch_in_window(make, agent.greedy_action, episodes, seed, title):
         return
     path = record_video(make(), agent.greedy_action, episodes, seed, args.video or Path(run_dir) / "agent.mp4")
     print(f"saved video {path}")
@@ -120,7 +121,7 @@ def readouts_for(env):
     """READOUTS' row for the env (by its id's family, or CartPole's by its state), or None."""
     spec = env.unwrapped.spec
     family = spec.id.split("-")[0] if spec else None
-    if hasattr(env.unwrapped, "theta_threshold_radians"):
+    if tasks.is_cartpole_env(env):
         family = "CartPole"
     return READOUTS.get(family)
 
@@ -336,7 +337,7 @@ def play_episodes(
 
 def episode_summary(env, steps, total, words=WORDS):
     """How a watched episode went: on CartPole, how long the pole stayed up; elsewhere, the return."""
-    if hasattr(env.unwrapped, "theta_threshold_radians"):
+    if tasks.is_cartpole_env(env):
         return words["pole_up"].format(steps=steps)
     return words["returned"].format(total=total, steps=steps)
 
@@ -516,7 +517,7 @@ def episode_position(moment, records):
 # ---------------------------------------------------------------------------------------
 def can_render(env_id, log=print):
     """--render needs a window: check once before training instead of failing mid-run."""
-    if not display_available():
+    if not tasks.display_available():
         log("--render: no display (DISPLAY/WAYLAND_DISPLAY unset); training without rendering")
         return False
     name_display_driver()
@@ -539,8 +540,3 @@ def name_display_driver():
     off-screen driver when the X server is unreachable, and the user would see nothing."""
     if not os.environ.get("SDL_VIDEODRIVER"):
         os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
-
-
-def display_available():
-    """True where a window can plausibly open (X11 or Wayland)."""
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -15,7 +15,7 @@ import ablation  # noqa: E402
 import intervals  # noqa: E402
 import judge  # noqa: E402
 
-from beyond.flags import PRESETS  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
 
 
 def test_median_and_iqm_are_the_textbook_ones():

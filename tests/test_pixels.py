@@ -15,7 +15,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import dqn  # noqa: E402
 from beyond import pixels  # noqa: E402
 from beyond.cli import env_reward  # noqa: E402
-from beyond.flags import PRESETS, parse_args  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
+from beyond.flags import parse_args  # noqa: E402
 from beyond.pixels import (  # noqa: E402
     FRAME_SKIP,
     FRAME_STACK,

@@ -15,7 +15,8 @@ import reference_runs  # noqa: E402
 
 import dqn  # noqa: E402
 from beyond import cli, reference  # noqa: E402
-from beyond.flags import PRESETS, parse_args  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
+from beyond.flags import parse_args  # noqa: E402
 from beyond.reference import (  # noqa: E402
     NO_REFERENCE,
     add_reference_band,
