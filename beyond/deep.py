@@ -50,21 +50,21 @@ class HiddenLayers:
             s = np.maximum(w @ s + b, 0)
         return int(np.argmax(w_out @ s + b_out))
 
-    def update(self, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+    def update(self, batch):
         """dqn.DQN.update with loss.backward() in place of the hand-written gradient."""
-        return autograd_update(self, b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
+        return autograd_update(self, batch)
 
 
-def autograd_update(agent, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+def autograd_update(agent, batch):
     """One Adam step on agent.eval_net as dqn.DQN.update takes it, the gradient from loss.backward()."""
     with torch.no_grad():
-        q_target = agent.td_target(b_r, b_s_, b_terminated, discount)
-    q_eval = agent.eval_net(b_s).gather(1, b_a)
+        q_target = agent.td_target(batch)
+    q_eval = agent.eval_net(batch.s).gather(1, batch.a)
     loss_fn = nn.functional.smooth_l1_loss if agent.huber else nn.functional.mse_loss
-    if weights is None:
+    if batch.weights is None:
         loss = loss_fn(q_eval, q_target)
-    else:  # each sample's share of the loss scaled by its weight
-        loss = (loss_fn(q_eval, q_target, reduction="none") * weights).mean()
+    else:  # each row's share of the loss scaled by its weight
+        loss = (loss_fn(q_eval, q_target, reduction="none") * batch.weights).mean()
     agent.optimizer.zero_grad()
     loss.backward()
     if agent.grad_clip:

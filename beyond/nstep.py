@@ -45,4 +45,4 @@ class NStepReturns:
 
     def batch_at(self, index):
         """The base agent's batch, with each row's discount gamma^k for the target."""
-        return *super().batch_at(index), torch.from_numpy(self.memory_discount[index])
+        return super().batch_at(index)._replace(discount=torch.from_numpy(self.memory_discount[index]))

@@ -248,19 +248,18 @@ class PixelDQN(dqn.DQN):
         self.memory_terminated[index] = terminated
 
     def batch_at(self, index):
-        """Memory rows index as tensors s, a, r, s_ (uint8 frames), terminated."""
+        """Memory rows index as a dqn.Batch, s and s_ as uint8 frames."""
         b_s, b_s_ = self.memory_frames.sample(index)
         rows = self.memory[index]
         terminated = torch.from_numpy(self.memory_terminated[index]) if self.terminal_mask else None
-        return b_s, torch.from_numpy(rows[:, :1].astype(np.int64)), torch.from_numpy(rows[:, 1:]), b_s_, terminated
+        a, r = torch.from_numpy(rows[:, :1].astype(np.int64)), torch.from_numpy(rows[:, 1:])
+        return dqn.Batch(b_s, a, r, b_s_, terminated)
 
-    def update(self, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+    def update(self, batch):
         """dqn.DQN.update with loss.backward(), as the blog does.
 
         The MLP's gradients are written out by hand in q_net.backprop; for a CNN autograd is
         the right tool, and its bookkeeping is small next to the convolutions themselves.
         """
-        b_s, b_a, b_r, b_s_, b_terminated, discount, weights = (
-            None if t is None else t.to(self.device) for t in (b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
-        )
-        return autograd_update(self, b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
+        tensors = {name: t.to(self.device) for name, t in batch._asdict().items() if isinstance(t, torch.Tensor)}
+        return autograd_update(self, batch._replace(**tensors))

@@ -189,7 +189,7 @@ def test_memory_stores_and_returns_frames_unchanged(pixel_env):
         s = pixel_env.reset()[0] if terminated or truncated else s_
     agent.rng = np.random.default_rng(1)
     index = np.random.default_rng(1).integers(20, size=8)
-    b_s, b_a, b_r, b_s_, _ = agent.sample_batch()
+    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
     for row, i in enumerate(index):
         s, a, r, s_, _ = stored[i]
         assert b_s.dtype == torch.uint8 and (b_s[row].numpy() == s).all() and (b_s_[row].numpy() == s_).all()
@@ -330,7 +330,7 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
         s = rng.integers(0, 256, SHAPE, dtype=np.uint8)
         agent.store_transition(s, int(rng.integers(2)), float(rng.normal()), np.roll(s, 1, axis=0))
     batch = agent.sample_batch()
-    b_s, b_a, b_r, b_s_, _ = batch
+    b_s, b_a, b_r, b_s_ = batch[:4]
     weights = torch.linspace(0.2, 1.0, 8)[:, None]
     reference = conv_q_net(SHAPE, 2, hidden=agent.hidden)
     reference.load_state_dict(agent.eval_net.state_dict())
@@ -338,7 +338,7 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
         q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values
     q_eval = reference(b_s).gather(1, b_a)
     (weights * torch.nn.functional.smooth_l1_loss(q_eval, q_target, reduction="none")).mean().backward()
-    _, td_error = agent.update(*batch, weights=weights)
+    _, td_error = agent.update(batch._replace(weights=weights))
     torch.testing.assert_close(td_error, (q_eval - q_target).detach())
     for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-4, atol=1e-6)
