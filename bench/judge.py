@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import dqn  # noqa: E402 (after the path to the repo root is known)
 from beyond.cli import REWARDS, build  # noqa: E402
-from beyond.evaluation import confirm_seed, evaluate  # noqa: E402
+from beyond.evaluation import Confirmation, confirm_seed, evaluate  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from beyond.hooks import TrainingHooks  # noqa: E402
 from beyond.tasks import TASKS  # noqa: E402
@@ -78,19 +78,17 @@ class JudgedHooks(TrainingHooks):
 
     def __init__(self, agent, env, args, on_eval=None, reward_fn=None, to_budget=False, task=CARTPOLE):
         super().__init__(agent, env, args, log=None, reward_fn=reward_fn)
-        self.on_eval, self.to_budget, self.task = on_eval, to_budget, task
-        self.passed, self.unconfirmed = None, []
+        self.on_eval, self.to_budget = on_eval, to_budget
+        self.passes = Confirmation(task.threshold, lambda attempt: confirm(agent, args.seed, attempt, task))
+        self.passed, self.unconfirmed = None, self.passes.unconfirmed
 
     def run_eval(self, env_steps):
         super().run_eval(env_steps)
-        mean, threshold = self.evals[-1]["mean"], self.task.threshold
-        if self.passed is None and mean >= threshold:
-            confirmation = confirm(self.agent, self.args.seed, len(self.unconfirmed), self.task)
-            if confirmation >= threshold:
-                self.passed = (self.evals[-1], confirmation)
-                self.stop = not self.to_budget
-            else:
-                self.unconfirmed.append((env_steps, mean, confirmation))
+        mean = self.evals[-1]["mean"]
+        confirmation = None if self.passed else self.passes.holds(env_steps, mean)
+        if confirmation is not None:
+            self.passed = (self.evals[-1], confirmation)
+            self.stop = not self.to_budget
         if self.on_eval:
             self.on_eval(env_steps, mean)
 

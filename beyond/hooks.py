@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import dqn
-from beyond.evaluation import confirm_seed, eval_seed, evaluate
+from beyond.evaluation import Confirmation, confirm_seed, eval_seed, evaluate
 from beyond.values import ValueCheck
 
 SNAPSHOT_EVERY = 20  # env steps between copies of eval_net at first; doubles each time MAX_SNAPSHOTS fill up
@@ -223,19 +223,19 @@ class TrainingHooks(Snapshots):
     def confirmed(self, result):
         """--confirm-episodes: whether the weights that passed pass again on that many fresh episodes.
 
-        A 10- or 20-episode mean of 475 is often a lucky draw; a pass that does not hold is
-        logged and recorded in `unconfirmed`, and training goes on.
+        A pass that does not hold is logged and recorded in `unconfirmed`, and training goes on.
         """
         args = self.args
-        seed = confirm_seed(args.seed, len(self.unconfirmed))
-        confirmation = self.evaluate(seed, args.confirm_episodes)
-        result["confirmed_mean"] = confirmation["mean"]
-        if confirmation["mean"] >= args.early_stop:
-            return True
-        self.unconfirmed.append((result["env_steps"], result["mean"], confirmation["mean"]))
-        if not args.quiet:
-            self.log(f"not confirmed: {confirmation['mean']:.1f} on {args.confirm_episodes} fresh episodes")
-        return False
+
+        def confirm(attempt):
+            return self.evaluate(confirm_seed(args.seed, attempt), args.confirm_episodes)["mean"]
+
+        passes = Confirmation(args.early_stop, confirm, self.unconfirmed)
+        confirmation = passes.holds(result["env_steps"], result["mean"])
+        result["confirmed_mean"] = self.unconfirmed[-1][2] if confirmation is None else confirmation
+        if confirmation is None and not args.quiet:
+            self.log(f"not confirmed: {result['confirmed_mean']:.1f} on {args.confirm_episodes} fresh episodes")
+        return confirmation is not None
 
     def after_episode(self, record):
         super().after_episode(record)

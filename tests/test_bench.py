@@ -324,6 +324,17 @@ def test_each_confirmation_the_judge_asks_for_is_a_new_attempt(monkeypatch):
     assert attempts == [0, 1, 2] and len(hooks.unconfirmed) == 3 and hooks.passed is None
 
 
+def test_a_pass_holds_only_when_its_fresh_episodes_reach_the_threshold_too():
+    from beyond.evaluation import Confirmation
+
+    attempts = []
+    passes = Confirmation(10.0, lambda attempt: attempts.append(attempt) or [9.0, 10.0][attempt])
+    assert passes.holds(100, 9.99) is None and attempts == []  # no pass: no fresh episodes played
+    assert passes.holds(200, 12.0) is None and passes.unconfirmed == [(200, 12.0, 9.0)]
+    assert passes.holds(300, 10.0) == 10.0 and attempts == [0, 1]  # at the threshold is a pass
+    assert passes.unconfirmed == [(200, 12.0, 9.0)]
+
+
 def test_one_seed_gives_its_value_without_an_interval():
     summary = intervals.summarize([4000])
     assert summary["median"] == summary["iqm"] == 4000
