@@ -52,23 +52,23 @@ def main(argv=None):
         with ignore_ctrl_c():
             hooks, records = train_with_hooks(agent, env, args, scalars)
             resume_file = save_resume_state(run_dir / RESUME_FILE, args, agent, env, hooks, records)
-            hooks.choose_weights_and_evaluate(records)
+            choose_weights_and_evaluate(hooks, records, args)
             if scalars:
                 scalars.close()
             moments = hooks.learning_moments(args.snapshots)
             reference = matching(args)
-            outcome = outcome_of(agent, hooks, records, args, moments)
-            figure = save(run_dir, args, agent, records, hooks.evals, moments, (reference, outcome))
+            outcome = outcome_of(agent, hooks.evaluator, records, args, moments)
+            figure = save(run_dir, args, agent, records, hooks.evaluator.evals, moments, (reference, outcome))
             if resume_file:
                 print(f"saved {resume_file} (python dqn.py --resume {run_dir} trains on from here)")
-        if hooks.interrupted:
+        if hooks.safety.interrupted:
             print("interrupted: saved the episodes trained so far", file=sys.stderr)
             return 130
-        if hooks.diverged:
+        if hooks.safety.diverged:
             return 1
         watch(agent, args, run_dir, args.env, args.reward, title=str(run_dir))
         record_learning(agent, args, run_dir, moments)
-        for line in among_references(outcome, reference, hooks.evals, records, args, agent):
+        for line in among_references(outcome, reference, hooks.evaluator.evals, records, args, agent):
             print(line)
         print(f"run folder: {run_dir}")
         show(figure, args)
@@ -116,6 +116,51 @@ def train_with_hooks(agent, env, args, scalars=None):
         f"in {elapsed:.1f} s ({env_steps / max(elapsed, 1e-9):.0f} steps/s)"
     )
     return hooks, records
+
+
+def choose_weights_and_evaluate(hooks, records, args):
+    """After training (records: train()'s): settle which weights to keep, then the final evaluation.
+
+    Diverged: the last finite weights. Early stop: the weights that passed. --keep-best:
+    the best periodic evaluation's (the last weights compete too), re-measured on fresh
+    episodes. Otherwise the last weights.
+    """
+    agent, evaluator, safety = hooks.agent, hooks.evaluator, hooks.safety
+    env_steps = records[-1]["env_steps"] if records else 0
+    if not safety.diverged:
+        hooks.end_snapshot(records)
+    final = None
+    if safety.diverged:
+        agent.eval_net.load_state_dict(safety.good_state)
+        r = safety.diverged
+        print(
+            f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
+            f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
+            file=sys.stderr,
+        )
+    elif evaluator.solved:  # early stop: keep the agent that passed, not the one a step later
+        final, weights = evaluator.solved
+        agent.eval_net.load_state_dict(weights)
+    elif not safety.interrupted and records:
+        seed = eval_seed(args.seed)
+        if args.keep_best:
+            evaluator.run_eval(env_steps)
+            result, weights = evaluator.best
+            agent.eval_net.load_state_dict(weights)
+            best = f"{result['mean']:.1f} at {result['env_steps']} env steps"
+            print(f"keeping the weights of the best evaluation: {best}")
+            seed += args.eval_episodes  # episodes the choice was not made on
+        final = evaluator.final(env_steps, seed)
+    if final:
+        print(
+            f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
+            f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}"
+        )
+    if final and "q_estimate" in final:
+        print(
+            f"value of the visited states (discounted {args.reward} reward, gamma {agent.gamma}): "
+            f"the net believes {final['q_estimate']:.2f}, its greedy policy gets {final['true_return']:.2f}"
+        )
 
 
 def save(run_dir, args, agent, records, evals, moments, placed=(None, None)):

@@ -56,17 +56,18 @@ def matching(args, folder=None):
 # ---------------------------------------------------------------------------------------
 # A run's curve and outcome, measured the same way for the learner's run and the references
 # ---------------------------------------------------------------------------------------
-def outcome_of(agent, hooks, records, args, moments):
+def outcome_of(agent, evaluator, records, args, moments):
     """The run's curve [(env_steps, greedy mean)], when it solved, and its final greedy return.
 
-    The curve is the periodic evaluations, or, for a run without them, the evaluations of
-    moments (the learning video's copies of eval_net).
+    evaluator: the run's hooks.Evaluator. The curve is the periodic evaluations, or, for a
+    run without them, the evaluations of moments (the learning video's copies of eval_net).
     """
-    periodic = [(e["env_steps"], e["mean"]) for e in hooks.evals if not e.get("final")]
-    final = next((e for e in reversed(hooks.evals) if e.get("final")), hooks.solved[0] if hooks.solved else None)
+    evals, solved = evaluator.evals, evaluator.solved
+    periodic = [(e["env_steps"], e["mean"]) for e in evals if not e.get("final")]
+    final = next((e for e in reversed(evals) if e.get("final")), solved[0] if solved else None)
     return dict(
         curve=periodic or snapshot_curve(agent, moments, args),
-        solved_at=hooks.solved[0]["env_steps"] if hooks.solved else None,
+        solved_at=solved[0]["env_steps"] if solved else None,
         final_return=final["mean"] if final else None,
         env_steps=records[-1]["env_steps"] if records else 0,
     )

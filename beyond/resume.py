@@ -104,7 +104,7 @@ def save_resume_state(path, args, agent, env, hooks, records):
                 parts_to_data(layer, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
                 for layer in layers(env)
             ],
-            hooks=parts_to_data(hooks, hooks.RESUME_STATE, "hooks"),
+            hooks={name: to_data(value, f"hooks.{name}") for name, value in hooks.resume_state().items()},
             train=to_data((finished, records[-1]["env_steps"] if records else 0, unfinished), "train"),
             torch_rng=torch.get_rng_state(),
         )
@@ -338,8 +338,8 @@ def restore(state, agent, env, hooks):
         if not isinstance(state["hooks"], dict) or set(state["hooks"]) != set(hooks.RESUME_STATE):
             differ = sorted(map(str, set(state["hooks"]) ^ set(hooks.RESUME_STATE)))
             raise StateError(f"hooks: not the hooks' fields (differing: {', '.join(differ)})")
-        for name in hooks.RESUME_STATE:
-            saved_hooks[name] = from_data(state["hooks"][name], getattr(hooks, name), f"hooks.{name}")
+        for name, template in hooks.resume_state().items():
+            saved_hooks[name] = from_data(state["hooks"][name], template, f"hooks.{name}")
         check_hooks(saved_hooks, agent.eval_net.state_dict(), env_steps, args)
     except StateError as e:
         raise UsageError(f"--resume: {state['path']} is damaged: {e}") from None

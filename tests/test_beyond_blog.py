@@ -187,12 +187,12 @@ def test_early_stop_and_no_early_stop(tmp_path):
 
 def test_a_pass_stops_early_only_once_fresh_episodes_confirm_it():
     from beyond.evaluation import confirm_seed, eval_seed
-    from beyond.hooks import TrainingHooks
+    from beyond.hooks import Evaluator
 
     args = parse_args(
         ["--quiet", "--seed", "4", "--eval-every", "100", "--early-stop", "475", "--confirm-episodes", "50"]
     )
-    hooks = TrainingHooks(dqn.DQN(4, 2), dqn.make_env(), args)
+    evaluator = Evaluator(dqn.DQN(4, 2), args)
     scripted = iter([480.0, 470.0, 300.0, 490.0, 476.0])  # pass, refuted; below; pass, confirmed
     asked = []
 
@@ -200,13 +200,12 @@ def test_a_pass_stops_early_only_once_fresh_episodes_confirm_it():
         asked.append((seed, episodes or args.eval_episodes))
         return dict(mean=next(scripted), std=0.0, min=0.0)
 
-    hooks.evaluate = scripted_evaluate
+    evaluator.evaluate = scripted_evaluate
     for env_steps in (100, 200):
-        hooks.run_eval(env_steps)
-        assert not hooks.stop and hooks.solved is None
-    assert hooks.unconfirmed == [(100, 480.0, 470.0)]
-    hooks.run_eval(300)
-    assert hooks.stop and hooks.solved[0]["mean"] == 490.0 and hooks.solved[0]["confirmed_mean"] == 476.0
+        assert not evaluator.run_eval(env_steps) and evaluator.solved is None
+    assert evaluator.unconfirmed == [(100, 480.0, 470.0)]
+    assert evaluator.run_eval(300)  # stops
+    assert evaluator.solved[0]["mean"] == 490.0 and evaluator.solved[0]["confirmed_mean"] == 476.0
     periodic = (eval_seed(4), args.eval_episodes)
     assert asked == [periodic, (confirm_seed(4, 0), 50), periodic, periodic, (confirm_seed(4, 1), 50)]
 
