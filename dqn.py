@@ -114,7 +114,6 @@ class Batch(NamedTuple):
     rows: np.ndarray | None = None  # the memory rows drawn (prioritized replay updates their priorities)
 
 
-
 # eval_net learns every step; target_net is a copy that lags target_replace_iter
 # learn steps behind. Bootstrapping from a frozen copy keeps the regression target from
 # moving with every update, which is what makes the Q-learning update stable enough.

@@ -33,7 +33,8 @@ from beyond.resume import RESUME_FILE, restore, resumed_args, save_resume_state
 from beyond.tasks import display_available, is_cartpole, solved_threshold
 from beyond.tensorboard import ScalarLog
 from beyond.values import add_value_panel
-from beyond.watching import can_render, mark_snapshots, record_learning_video, watch
+from beyond.video import record_learning_video
+from beyond.watching import can_render, mark_snapshots, watch
 
 
 def main(argv=None):

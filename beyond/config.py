@@ -46,6 +46,7 @@ def count(name, default, least=1, most=limits.LARGEST_COUNT, **tags):
 
 
 def probability(name, default, **tags):
+    """A probability: a float from 0 to 1."""
     return Setting(name, default, float, least=0.0, most=1.0, **tags)
 
 

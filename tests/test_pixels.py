@@ -286,7 +286,7 @@ def test_play_a_pixel_checkpoint(pixel_run, dqn_cli, tmp_path):
     assert "watch episode 1/1" in result.stdout and video.stat().st_size > 0
     import imageio.v2 as imageio
 
-    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT
+    from beyond.overlay import FRAMES_HEIGHT, PANEL_HEIGHT
 
     first = np.asarray(imageio.mimread(video, memtest=False)[0])  # the 300x200 screen, shown at 600x400
     assert first.shape[:2] == (400 + PANEL_HEIGHT + FRAMES_HEIGHT, 600)
