@@ -1,7 +1,8 @@
 """The command line: python dqn.py, from its arguments to a trained, saved and watched agent.
 
 main() reads top-down: parse and validate, build the env and agent, train with hooks,
-choose the weights and evaluate them, save, watch. The flags live in beyond/flags.py.
+choose the weights and evaluate them, save, watch. The settings live in beyond/config.py, the flags
+built from them in beyond/flags.py.
 """
 
 import functools
