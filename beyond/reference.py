@@ -250,9 +250,11 @@ def never_learned(records, agent, args, curve, threshold, random_level):
         )
     known = curve and threshold is not None and random_level is not None
     if known and max(mean for _, mean in curve) <= random_level + 0.1 * (threshold - random_level):
+        measured = f"; --preset tuned --env {args.env} is measured to learn it"
+        measured = "" if args.preset in ("tuned", "pixels") else measured
         return (
-            f"never learned: every greedy evaluation stayed near the random policy's {random_level:g} "
-            f"({DOCS}#never-learned)"
+            f"never learned: every greedy evaluation stayed near the random policy's {random_level:g}"
+            f"{measured} ({DOCS}#never-learned)"
         )
     return None
 
