@@ -380,6 +380,16 @@ def copy_weights(net):
 
 
 @contextlib.contextmanager
+def weights_kept(net):
+    """Inside, net may load other weights (a snapshot's, say); its own are back on the way out."""
+    kept = copy_weights(net)
+    try:
+        yield
+    finally:
+        net.load_state_dict(kept)
+
+
+@contextlib.contextmanager
 def ignore_ctrl_c():
     """While saving, a second Ctrl-C must not leave half-written files behind."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

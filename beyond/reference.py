@@ -21,6 +21,7 @@ import numpy as np
 
 from beyond.config import IDENTITY_SETTINGS, SETTINGS_ADDED_SINCE
 from beyond.evaluation import eval_seed, evaluate
+from beyond.hooks import weights_kept
 from beyond.tasks import random_return_of, solved_threshold
 from beyond.values import append_panel
 
@@ -75,15 +76,12 @@ def outcome_of(agent, evaluator, records, args, moments):
 
 def snapshot_curve(agent, moments, args):
     """The greedy mean of each of moments' weights, on SNAPSHOT_EPISODES episodes of the evaluation env."""
-    kept = {k: v.clone() for k, v in agent.eval_net.state_dict().items()}
     curve = []
-    try:
+    with weights_kept(agent.eval_net):
         for moment in moments:
             agent.eval_net.load_state_dict(moment["weights"])
             result = evaluate(agent, SNAPSHOT_EPISODES, args.eval_env, seed=eval_seed(args.seed))
             curve.append((moment["env_steps"], result["mean"]))
-    finally:
-        agent.eval_net.load_state_dict(kept)
     return curve
 
 
@@ -243,7 +241,7 @@ def diagnoses(outcome, evals, records, args, agent, reference=None):
 def never_learned(records, agent, args, curve, threshold, random_level):
     """Learning never started within the run, or the greedy return never rose above the random policy's."""
     if records and not agent.learn_step_counter:
-        waits = args.learning_starts if args.learning_starts is not None else args.memory_capacity
+        waits = agent.learning_starts  # the agent's: the memory's capacity where no flag gave it
         return (
             f"never learned: learning starts after {waits:,} transitions and the run stopped at "
             f"{records[-1]['env_steps']:,}; give it more episodes or a smaller --learning-starts ({DOCS}#never-learned)"

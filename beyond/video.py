@@ -10,6 +10,7 @@ import numpy as np
 
 from beyond import tasks
 from beyond.files import atomic_path
+from beyond.hooks import weights_kept
 from beyond.overlay import CAPTION, WORDS, QValueOverlay, captioned
 from beyond.pixels import env_maker
 
@@ -87,16 +88,14 @@ def record_learning_video(agent, moments, env_id, seed, path, log=print, words=W
     total (the part's return).
     """
     os.environ["SDL_VIDEODRIVER"] = "dummy"
-    final = {k: v.clone() for k, v in agent.eval_net.state_dict().items()}
     env = QValueOverlay(env_maker(agent)(env_id, unwrapped=False, render_mode="rgb_array"), agent, words=words)
     try:
-        with VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
+        with weights_kept(agent.eval_net), VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
             for moment in moments:
                 agent.eval_net.load_state_dict(moment["weights"])
                 caption = record_part(video, env, agent, moment, seed, words["caption"])
                 log(words["learning_part"].format(caption=caption))
     finally:
-        agent.eval_net.load_state_dict(final)
         env.close()
     return video.path
 

@@ -72,7 +72,7 @@ def test_value_blow_up_is_an_estimate_far_above_the_truth_and_pulling_away():
 
 def test_never_learned_names_a_run_that_never_started_learning_and_one_stuck_at_random():
     args = SimpleNamespace(learning_starts=None, memory_capacity=2000, preset="blog", env="MountainCar-v0")
-    idle = SimpleNamespace(learn_step_counter=0)
+    idle = SimpleNamespace(learn_step_counter=0, learning_starts=2000)
     records = [dict(env_steps=1500)]
     line = never_learned(records, idle, args, [], 475, 25)
     assert line.startswith("never learned: learning starts after 2,000 transitions and the run stopped at 1,500")

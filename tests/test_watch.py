@@ -398,3 +398,23 @@ def test_three_readouts_fit_in_the_panel():
     drawn = draw_panel(env.render(), values)
     env.close()
     assert len(values["gauges"]) == 3 and (drawn[-4:] == 255).all()  # the bottom rows are the panel's white margin
+
+
+def test_the_learning_video_and_the_snapshot_curve_leave_the_agents_weights_as_they_were(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    import dqn
+    from beyond.hooks import copy_weights
+    from beyond.reference import snapshot_curve
+    from beyond.video import record_learning_video
+
+    agent, other = dqn.DQN(4, 2, seed=0), dqn.DQN(4, 2, seed=1)
+    before = copy_weights(agent.eval_net)
+    moments = [dict(env_steps=100, episode=1, weights=copy_weights(other.eval_net))]
+    record_learning_video(agent, moments, "CartPole-v1", 0, tmp_path / "learning.gif", log=lambda *_: None)
+    curve = snapshot_curve(agent, moments, SimpleNamespace(eval_env="CartPole-v1", seed=0))
+    assert len(curve) == 1 and (tmp_path / "learning.gif").stat().st_size > 0
+    for name, weights in agent.eval_net.state_dict().items():
+        assert torch.equal(weights, before[name]) and not torch.equal(weights, moments[0]["weights"][name])
