@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -97,6 +98,22 @@ class q_net(nn.Module):
 
 
 # %% DQN --------------------------------------------------------------------------------
+class Batch(NamedTuple):
+    """Transitions drawn from memory, as tensors by name: what update() learns from.
+
+    The blog's memory fills the first five; an extension fills the field it adds.
+    """
+
+    s: torch.Tensor
+    a: torch.Tensor  # int64, one column: gather's index
+    r: torch.Tensor
+    s_: torch.Tensor
+    terminated: torch.Tensor | None = None  # with --terminal-mask
+    discount: torch.Tensor | None = None  # per row, in place of gamma (n-step returns: gamma^k)
+    weights: torch.Tensor | None = None  # per row, on its share of the loss (prioritized replay)
+    rows: np.ndarray | None = None  # the memory rows drawn (prioritized replay updates their priorities)
+
+
 # eval_net learns every step; target_net is a copy that lags target_replace_iter
 # learn steps behind. Bootstrapping from a frozen copy keeps the regression target from
 # moving with every update, which is what makes the Q-learning update stable enough.
@@ -171,15 +188,15 @@ class DQN:
         self.memory_terminated[index] = terminated
 
     def sample_batch(self):
-        """batch_size rows drawn uniformly with replacement: s, a, r, s_, terminated."""
+        """batch_size rows drawn uniformly with replacement."""
         index = self.rng.integers(min(self.memory_counter, self.memory_capacity), size=self.batch_size)
         return self.batch_at(index)
 
     def batch_at(self, index):
-        """Memory rows index as tensors s, a, r, s_, terminated (None without --terminal-mask)."""
+        """Memory rows index as a Batch (terminated only with --terminal-mask)."""
         b_memory, n = self.memory[index], self.n_states  # numpy indexing: cheaper than torch's
         terminated = torch.from_numpy(self.memory_terminated[index]) if self.terminal_mask else None
-        return (
+        return Batch(
             torch.from_numpy(b_memory[:, :n]),
             torch.from_numpy(b_memory[:, n : n + 1].astype(np.int64)),
             torch.from_numpy(b_memory[:, n + 1 : n + 2]),
@@ -187,50 +204,50 @@ class DQN:
             terminated,
         )
 
-    def td_target(self, b_r, b_s_, b_terminated=None, discount=None):
+    def td_target(self, batch):
         """r + gamma * max_a' Q_target(s_, a'): the value that Q(s, a) is pulled towards.
 
-        discount, when given, replaces gamma sample by sample (gamma^k for k-step returns).
+        The batch's discount, when it has one, replaces gamma row by row (gamma^k for k-step returns).
         """
-        q_next = self.target_net(b_s_)
+        q_next = self.target_net(batch.s_)
         if self.double:  # Double DQN: eval_net picks a', target_net values it
-            q_next = q_next.gather(1, self.eval_net(b_s_).argmax(1, keepdim=True))
+            q_next = q_next.gather(1, self.eval_net(batch.s_).argmax(1, keepdim=True))
         else:
             q_next = q_next.max(1, keepdim=True).values
         if self.terminal_mask:  # a terminated state has no future to bootstrap from
-            q_next = q_next * (1 - b_terminated)
-        return b_r + (self.gamma if discount is None else discount) * q_next
+            q_next = q_next * (1 - batch.terminated)
+        return batch.r + (self.gamma if batch.discount is None else batch.discount) * q_next
 
     def learn(self):
         """One Q-learning step on a batch sampled from memory; returns the loss."""
         if self.learn_step_counter % self.target_replace_iter == 0:
             self.target_net.load_state_dict(self.eval_net.state_dict())
         self.learn_step_counter += 1
-        loss, _ = self.update(*self.sample_batch())
+        loss, _ = self.update(self.sample_batch())
         return loss
 
-    def update(self, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+    def update(self, batch):
         """Pull Q(s, a) towards the TD target by one Adam step; return the loss and TD errors.
 
-        discount: per-sample, instead of gamma (see td_target). weights: per-sample factors
-        on the loss (prioritized replay); None weighs every sample alike, as the blog does.
+        The batch's weights, where it has them, scale each row's share of the loss
+        (prioritized replay); without them every row counts alike, as in the blog.
         """
         # Gradients are written out by hand below, so autograd's bookkeeping is switched off.
         with torch.inference_mode():
-            q_target = self.td_target(b_r, b_s_, b_terminated, discount)
+            q_target = self.td_target(batch)
             first, second = self.eval_net.fc[0], self.eval_net.fc[2]
-            hidden = torch.relu(first(b_s))
-            q_eval = second(hidden).gather(1, b_a)  # Q(s, a) of the actions taken
+            hidden = torch.relu(first(batch.s))
+            q_eval = second(hidden).gather(1, batch.a)  # Q(s, a) of the actions taken
             td_error = q_eval - q_target
             if self.huber:  # Smooth L1: quadratic near zero, linear past |error| = 1
                 losses = nn.functional.smooth_l1_loss(q_eval, q_target, reduction="none")
                 d_q = td_error.clamp(-1, 1) / self.batch_size
             else:  # the blog's MSE: loss = mean(td_error^2), so dloss/dQ = 2 td_error / batch
                 losses, d_q = td_error.square(), td_error * (2 / self.batch_size)
-            if weights is not None:  # each sample's share of the loss scaled by its weight
-                losses, d_q = losses * weights, d_q * weights
+            if batch.weights is not None:  # each row's share of the loss scaled by its weight
+                losses, d_q = losses * batch.weights, d_q * batch.weights
             loss = losses.mean()
-            self.eval_net.backprop(b_s, hidden, b_a, d_q)  # what loss.backward() would do
+            self.eval_net.backprop(batch.s, hidden, batch.a, d_q)  # what loss.backward() would do
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(self.eval_net.parameters(), self.grad_clip)
         self.optimizer.step()

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from judge import JudgedHooks, describe, protocol_flags, seed_list  # noqa: E402
+from judge import describe, judged_hooks, protocol_flags, seed_list  # noqa: E402
 
 import dqn  # noqa: E402
 from beyond.cli import REWARDS, build  # noqa: E402
@@ -36,11 +36,12 @@ def explored(flags, seed, env_id, budget=None):
     if plane is None:
         raise SystemExit(f"exploration.py: {env_id}'s state cannot be read on a plane")
     env = VisitedStates(env, plane)
-    hooks = JudgedHooks(agent, env, args, reward_fn=REWARDS[args.reward], task=task)
+    hooks = judged_hooks(agent, env, args, reward_fn=REWARDS[args.reward], task=task)
     records = dqn.train(agent, env, args.episodes, args.max_episode_steps, REWARDS[args.reward], seed, None, hooks)
-    solved = hooks.passed[0]["env_steps"] if hooks.passed else None
-    outcome = dict(seed=seed, solved_at=solved, confirm_mean=hooks.passed[1] if hooks.passed else None, wall_s=0.0)
-    outcome["unconfirmed"] = hooks.unconfirmed
+    passed = hooks.evaluator.passed
+    solved = passed[0]["env_steps"] if passed else None
+    outcome = dict(seed=seed, solved_at=solved, confirm_mean=passed[1] if passed else None, wall_s=0.0)
+    outcome["unconfirmed"] = hooks.evaluator.unconfirmed
     print(describe(outcome).rsplit(",", 1)[0], f"after {records[-1]['env_steps']:,} env steps", flush=True)
     title = f"seed {seed}, " + (f"solved at {solved:,}" if solved else "unsolved")
     return title, env.visits[: env.count].copy(), agent, plane

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import dqn  # noqa: E402 (after the path to the repo root is known)
 from beyond.cli import REWARDS, build  # noqa: E402
-from beyond.evaluation import confirm_seed, evaluate  # noqa: E402
+from beyond.evaluation import Confirmation, confirm_seed, evaluate  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
-from beyond.hooks import TrainingHooks  # noqa: E402
+from beyond.hooks import Evaluator, TrainingHooks  # noqa: E402
 from beyond.tasks import TASKS  # noqa: E402
 
 CARTPOLE = TASKS["CartPole-v1"]
@@ -68,31 +68,35 @@ def protocol_flags(flags, seed, budget, value_estimates=False, task=CARTPOLE):
     ]
 
 
-class JudgedHooks(TrainingHooks):
-    """TrainingHooks that confirm each pass, stop at the first confirmed one, and tell on_eval(env_steps, mean).
+class JudgedEvaluator(Evaluator):
+    """The Evaluator that confirms each pass, stops at the first confirmed one, and tells on_eval(env_steps, mean).
 
     `passed`: (eval result, confirmation mean) of the first confirmed pass;
     `unconfirmed`: (env_steps, eval mean, confirmation mean) of each pass before it.
     to_budget: remember the confirmed pass and train on to the budget.
     """
 
-    def __init__(self, agent, env, args, on_eval=None, reward_fn=None, to_budget=False, task=CARTPOLE):
-        super().__init__(agent, env, args, log=None, reward_fn=reward_fn)
-        self.on_eval, self.to_budget, self.task = on_eval, to_budget, task
-        self.passed, self.unconfirmed = None, []
+    def __init__(self, agent, args, on_eval=None, reward_fn=None, to_budget=False, task=CARTPOLE):
+        super().__init__(agent, args, log=None, reward_fn=reward_fn)
+        self.on_eval, self.to_budget = on_eval, to_budget
+        self.passes = Confirmation(task.threshold, lambda attempt: confirm(agent, args.seed, attempt, task))
+        self.passed, self.unconfirmed = None, self.passes.unconfirmed
 
     def run_eval(self, env_steps):
-        super().run_eval(env_steps)
-        mean, threshold = self.evals[-1]["mean"], self.task.threshold
-        if self.passed is None and mean >= threshold:
-            confirmation = confirm(self.agent, self.args.seed, len(self.unconfirmed), self.task)
-            if confirmation >= threshold:
-                self.passed = (self.evals[-1], confirmation)
-                self.stop = not self.to_budget
-            else:
-                self.unconfirmed.append((env_steps, mean, confirmation))
+        super().run_eval(env_steps)  # never stops: the protocol's flags turn dqn.py's early stop off
+        mean = self.evals[-1]["mean"]
+        confirmation = None if self.passed else self.passes.holds(env_steps, mean)
+        if confirmation is not None:
+            self.passed = (self.evals[-1], confirmation)
         if self.on_eval:
             self.on_eval(env_steps, mean)
+        return confirmation is not None and not self.to_budget
+
+
+def judged_hooks(agent, env, args, on_eval=None, reward_fn=None, to_budget=False, task=CARTPOLE):
+    """TrainingHooks for a judged run: JudgedEvaluator's evaluations, nothing printed."""
+    evaluator = JudgedEvaluator(agent, args, on_eval, reward_fn, to_budget, task)
+    return TrainingHooks(agent, env, args, log=None, reward_fn=reward_fn, evaluator=evaluator)
 
 
 def judge(flags, seed, budget=None, on_eval=None, to_budget=False, value_estimates=False, env_id="CartPole-v1"):
@@ -110,17 +114,18 @@ def judge(flags, seed, budget=None, on_eval=None, to_budget=False, value_estimat
     start = time.perf_counter()
     env, agent = build(args)
     reward_fn = REWARDS[args.reward]
-    hooks = JudgedHooks(agent, env, args, on_eval, reward_fn, to_budget, task)
+    hooks = judged_hooks(agent, env, args, on_eval, reward_fn, to_budget, task)
     records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, seed, None, hooks)
     env.close()
+    judged = hooks.evaluator
     return dict(
         seed=seed,
-        solved_at=hooks.passed[0]["env_steps"] if hooks.passed else None,
-        confirm_mean=hooks.passed[1] if hooks.passed else None,
-        unconfirmed=hooks.unconfirmed,
+        solved_at=judged.passed[0]["env_steps"] if judged.passed else None,
+        confirm_mean=judged.passed[1] if judged.passed else None,
+        unconfirmed=judged.unconfirmed,
         env_steps=records[-1]["env_steps"] if records else 0,
         wall_s=time.perf_counter() - start,
-        evals=[tuple(e[k] for k in EVAL_COLUMNS if k in e) for e in hooks.evals],
+        evals=[tuple(e[k] for k in EVAL_COLUMNS if k in e) for e in judged.evals],
     )
 
 

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from speed import RESULTS, cpu_model, run_dqn  # noqa: E402
 
 from beyond import pixels  # noqa: E402
-from beyond.flags import PRESETS  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
 
 # The learning of the first pixel preset (one-step returns, CartPole-v1's reward), which any checkout runs
 RUN_FLAGS = ["--preset", "pixels", "--n-step", "1", "--reward", "env"]

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from beyond import pixels  # noqa: E402
-from beyond.flags import PRESETS  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
 
 
 def main(path=ROOT / "docs" / "pixel_view.png"):

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import pixel_protocol  # noqa: E402
 from judge import REPORT_SEEDS, in_pool, seed_list  # noqa: E402
 
-from beyond.cli import build, train_with_hooks  # noqa: E402
+from beyond.cli import build, choose_weights_and_evaluate, train_with_hooks  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
 from beyond.reference import REFERENCE_DIR, draw_band, load_references, outcome_of, settings_in, settings_of  # noqa: E402
 
@@ -62,8 +62,8 @@ def run_seed(task):
     start = time.perf_counter()
     env, agent = build(args)
     hooks, records = train_with_hooks(agent, env, args)
-    hooks.choose_weights_and_evaluate(records)
-    outcome = outcome_of(agent, hooks, records, args, hooks.learning_moments(args.snapshots))
+    choose_weights_and_evaluate(hooks, records, args)
+    outcome = outcome_of(agent, hooks.evaluator, records, args, hooks.learning_moments(args.snapshots))
     return dict(seed=seed, **outcome, wall_s=round(time.perf_counter() - start, 1))
 
 

@@ -18,7 +18,7 @@ import time
 import torch
 from judge import confirm, describe, seed_list
 
-from beyond.evaluation import eval_seed, evaluate
+from beyond.evaluation import Confirmation, eval_seed, evaluate
 from beyond.tasks import TASKS, make_env
 
 # rl-baselines3-zoo 2.9.2, hyperparams/dqn.yml (bench/rl_zoo3-2.9.2-dqn.yml; a test holds them equal):
@@ -95,7 +95,8 @@ def judge_sb3(seed, env_id="CartPole-v1", budget=None):
     budget = max(budget or task.budget, ZOO_STEPS[env_id] if env_id == "CartPole-v1" else 0)
     start = time.perf_counter()
     model = DQN("MlpPolicy", make_env(env_id, unwrapped=False), seed=seed, device="cpu", **ZOO[env_id])
-    agent, evals, solved, unconfirmed = GreedyQ(model), [], [], []
+    agent, evals, solved = GreedyQ(model), [], []
+    passes = Confirmation(task.threshold, lambda attempt: confirm(agent, seed, attempt, task))
 
     class Judge(BaseCallback):
         def _on_step(self):
@@ -103,11 +104,8 @@ def judge_sb3(seed, env_id="CartPole-v1", budget=None):
                 return True
             mean = evaluate(agent, task.eval_episodes, env_id, seed=eval_seed(seed))["mean"]
             evals.append((self.num_timesteps, mean))
-            if mean < task.threshold:
-                return True
-            confirmation = confirm(agent, seed, len(unconfirmed), task)
-            if confirmation < task.threshold:
-                unconfirmed.append((self.num_timesteps, mean, confirmation))
+            confirmation = passes.holds(self.num_timesteps, mean)
+            if confirmation is None:
                 return True
             solved.append((self.num_timesteps, confirmation))
             return False  # stops learn()
@@ -121,7 +119,7 @@ def judge_sb3(seed, env_id="CartPole-v1", budget=None):
         seed=seed,
         solved_at=solved[0][0] if solved else None,
         confirm_mean=solved[0][1] if solved else None,
-        unconfirmed=unconfirmed,
+        unconfirmed=passes.unconfirmed,
         env_steps=model.num_timesteps,
         wall_s=time.perf_counter() - start,
         evals=evals,

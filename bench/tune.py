@@ -47,6 +47,7 @@ import optuna
 from judge import judge, seed_list
 from optuna.trial import TrialState
 
+from beyond.config import SETTINGS
 from beyond.tasks import RL_ZOO_START, TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ def as_flags(values):
     """dqn.py flags for a dict of values, on top of the standard task's terminal mask and schedule start."""
     flags = ["--terminal-mask", "--epsilon-start", "0"]
     for name, value in values.items():
-        flag = "--" + name.replace("_", "-")
+        flag = SETTINGS[name].option
         if isinstance(value, bool):
             flags += [flag] if value else []
         elif name == "grad_clip":

@@ -6,24 +6,13 @@ for the rest, so that any subset of them stacks on either base agent.
 """
 
 import dqn
+from beyond.config import EXTENSION_DEFAULTS
 from beyond.deep import HiddenLayers
 from beyond.dueling import Dueling, DuelingPixels
 from beyond.nstep import NStepReturns
 from beyond.pixels import PixelDQN
 from beyond.prioritized import PrioritizedReplay
 from beyond.replay_ratio import ReplayRatio
-
-# what a checkpoint needs beyond dqn.hyperparameters to rebuild its agent (track_strip: PixelDQN's view)
-EXTENSION_DEFAULTS = dict(
-    n_step=1,
-    dueling=False,
-    prioritized=False,
-    per_alpha=0.6,
-    per_beta=0.4,
-    replay_ratio=1,
-    track_strip=False,
-    hidden_layers=1,
-)
 
 
 def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1, hidden_layers=1):

@@ -5,7 +5,7 @@ figures keep their English words (instead of boxes) and use_chinese() says which
 package to install; the progress display is drawn by the browser, which has one.
 """
 
-from beyond import watching
+from beyond import overlay
 
 PROGRESS = dict(
     filling="正在填充经验回放：{filled:,} / {needed:,} 条转移，填满后开始学习",
@@ -30,7 +30,7 @@ PLACEMENT = dict(
 )
 BAND = dict(band="{n} 次参考运行：中位数与 10%–90% 区间", run="这次运行", y="学习视频各副本\n的贪心回报", x="环境步数")
 CAPTION = "{env_steps:,} 个环境步之后（第 {episode} 回合）：贪心回报 {total:.0f}"
-# watching.WORDS in Chinese: the lines it prints (any terminal shows them), then what the videos draw (a font must)
+# overlay.WORDS in Chinese: the lines it prints (any terminal shows them), then what the videos draw (a font must)
 PRINTED = dict(
     watched="观看第 {i}/{n} 回合：{summary}",
     pole_up="杆子立住了 {steps} 步",
@@ -59,8 +59,8 @@ def use_chinese(log=print):
     """
     from matplotlib import rcParams
 
-    printed = {**watching.WORDS, **PRINTED}
-    font = watching.cjk_font()
+    printed = {**overlay.WORDS, **PRINTED}
+    font = overlay.cjk_font()
     if font is None:
         log(INSTALL_A_FONT)
         return {}, {}, printed

@@ -1,7 +1,8 @@
 """The command line: python dqn.py, from its arguments to a trained, saved and watched agent.
 
 main() reads top-down: parse and validate, build the env and agent, train with hooks,
-choose the weights and evaluate them, save, watch. The flags live in beyond/flags.py.
+choose the weights and evaluate them, save, watch. The settings live in beyond/config.py, the flags
+built from them in beyond/flags.py.
 """
 
 import functools
@@ -14,7 +15,8 @@ import torch
 
 import dqn
 from beyond import UsageError, pixels
-from beyond.agents import EXTENSION_DEFAULTS, make_agent
+from beyond.agents import make_agent
+from beyond.config import names
 from beyond.evaluation import eval_seed
 from beyond.files import (
     agent_for,
@@ -29,10 +31,11 @@ from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks, ignore_ctrl_c
 from beyond.reference import NO_REFERENCE, add_reference_band, diagnoses, matching, outcome_of, placement
 from beyond.resume import RESUME_FILE, restore, resumed_args, save_resume_state
-from beyond.tasks import threshold_of
+from beyond.tasks import display_available, is_cartpole, solved_threshold
 from beyond.tensorboard import ScalarLog
 from beyond.values import add_value_panel
-from beyond.watching import can_render, display_available, mark_snapshots, record_learning_video, watch
+from beyond.video import record_learning_video
+from beyond.watching import can_render, mark_snapshots, watch
 
 
 def main(argv=None):
@@ -51,23 +54,23 @@ def main(argv=None):
         with ignore_ctrl_c():
             hooks, records = train_with_hooks(agent, env, args, scalars)
             resume_file = save_resume_state(run_dir / RESUME_FILE, args, agent, env, hooks, records)
-            hooks.choose_weights_and_evaluate(records)
+            choose_weights_and_evaluate(hooks, records, args)
             if scalars:
                 scalars.close()
             moments = hooks.learning_moments(args.snapshots)
             reference = matching(args)
-            outcome = outcome_of(agent, hooks, records, args, moments)
-            figure = save(run_dir, args, agent, records, hooks.evals, moments, (reference, outcome))
+            outcome = outcome_of(agent, hooks.evaluator, records, args, moments)
+            figure = save(run_dir, args, agent, records, hooks.evaluator.evals, moments, (reference, outcome))
             if resume_file:
                 print(f"saved {resume_file} (python dqn.py --resume {run_dir} trains on from here)")
-        if hooks.interrupted:
+        if hooks.safety.interrupted:
             print("interrupted: saved the episodes trained so far", file=sys.stderr)
             return 130
-        if hooks.diverged:
+        if hooks.safety.diverged:
             return 1
         watch(agent, args, run_dir, args.env, args.reward, title=str(run_dir))
         record_learning(agent, args, run_dir, moments)
-        for line in among_references(outcome, reference, hooks.evals, records, args, agent):
+        for line in among_references(outcome, reference, hooks.evaluator.evals, records, args, agent):
             print(line)
         print(f"run folder: {run_dir}")
         show(figure, args)
@@ -85,7 +88,7 @@ def build(args):
     render = args.render and can_render(args.env, log_for(args))
     make_env = functools.partial(pixels.make_env, track_strip=args.track_strip) if args.pixels else dqn.make_env
     env = make_env(args.env, unwrapped=args.reward == "shaped", render_mode="human" if render else None)
-    settings = {k: getattr(args, k) for k in [*dqn.hyperparameters, *EXTENSION_DEFAULTS]}
+    settings = {name: getattr(args, name) for name in names("agent")}
     agent = make_agent(n_states_of(env), int(env.action_space.n), args.seed, args.pixels, args.device, **settings)
     return env, agent
 
@@ -115,6 +118,51 @@ def train_with_hooks(agent, env, args, scalars=None):
         f"in {elapsed:.1f} s ({env_steps / max(elapsed, 1e-9):.0f} steps/s)"
     )
     return hooks, records
+
+
+def choose_weights_and_evaluate(hooks, records, args):
+    """After training (records: train()'s): settle which weights to keep, then the final evaluation.
+
+    Diverged: the last finite weights. Early stop: the weights that passed. --keep-best:
+    the best periodic evaluation's (the last weights compete too), re-measured on fresh
+    episodes. Otherwise the last weights.
+    """
+    agent, evaluator, safety = hooks.agent, hooks.evaluator, hooks.safety
+    env_steps = records[-1]["env_steps"] if records else 0
+    if not safety.diverged:
+        hooks.end_snapshot(records)
+    final = None
+    if safety.diverged:
+        agent.eval_net.load_state_dict(safety.good_state)
+        r = safety.diverged
+        print(
+            f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
+            f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
+            file=sys.stderr,
+        )
+    elif evaluator.solved:  # early stop: keep the agent that passed, not the one a step later
+        final, weights = evaluator.solved
+        agent.eval_net.load_state_dict(weights)
+    elif not safety.interrupted and records:
+        seed = eval_seed(args.seed)
+        if args.keep_best:
+            evaluator.run_eval(env_steps)
+            result, weights = evaluator.best
+            agent.eval_net.load_state_dict(weights)
+            best = f"{result['mean']:.1f} at {result['env_steps']} env steps"
+            print(f"keeping the weights of the best evaluation: {best}")
+            seed += args.eval_episodes  # episodes the choice was not made on
+        final = evaluator.final(env_steps, seed)
+    if final:
+        print(
+            f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
+            f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}"
+        )
+    if final and "q_estimate" in final:
+        print(
+            f"value of the visited states (discounted {args.reward} reward, gamma {agent.gamma}): "
+            f"the net believes {final['q_estimate']:.2f}, its greedy policy gets {final['true_return']:.2f}"
+        )
 
 
 def save(run_dir, args, agent, records, evals, moments, placed=(None, None)):
@@ -149,10 +197,10 @@ def labelled_for(figure, args):
     """dqn.plot speaks of CartPole and its pole; another env's plot names that env instead. The
     evaluation panel, where there is one, marks the threshold that counts as solved."""
     top, steps = figure.axes[:2]
-    if not args.env.startswith("CartPole"):
+    if not is_cartpole(args.env):
         top.set_title(top.get_title().replace("CartPole", args.env))
         steps.set_ylabel("steps per episode")
-    threshold = args.early_stop if args.early_stop is not None else threshold_of(args.eval_env)
+    threshold = solved_threshold(args)
     if len(figure.axes) > 2 and threshold is not None:
         solved = f"solved: {threshold:g} on {args.eval_env}"
         figure.axes[2].axhline(threshold, color="tab:red", ls=":", lw=1, label=solved)
@@ -180,7 +228,7 @@ def play(args):
     """--play: load a checkpoint and watch or record it, without training."""
 
     def make_agent(meta):
-        if torch.device(args.device).type != "cpu" and isinstance(meta["n_states"], int):
+        if torch.device(args.device).type != "cpu" and not pixels.reads_pixels(meta["n_states"]):
             raise UsageError(f"--device {args.device} is for --pixels checkpoints; {args.play} runs on the CPU")
         if args.env is not None and args.env != meta["env_id"]:
             raise UsageError(f"--play: {args.play} was saved for {meta['env_id']}, not {args.env}")

@@ -18,7 +18,7 @@ import torch.nn as nn
 class deep_q_net(nn.Module):
     """(Linear -> ReLU) x layers, then Linear to one value per action; weights ~ N(0, 0.1) as q_net's."""
 
-    def __init__(self, n_states, n_actions, hidden=50, layers=2):
+    def __init__(self, n_states, n_actions, hidden, layers):
         super().__init__()
         stack = []
         for n_in, n_out in pairwise([n_states] + [hidden] * layers):
@@ -36,7 +36,7 @@ class HiddenLayers:
 
     RESUME_STATE = ()  # nothing beyond the base agent's: the nets are the base agent's state
 
-    def __init__(self, *args, hidden_layers=2, **overrides):
+    def __init__(self, *args, hidden_layers, **overrides):
         self.hidden_layers = hidden_layers
         super().__init__(*args, **overrides)
 
@@ -50,21 +50,21 @@ class HiddenLayers:
             s = np.maximum(w @ s + b, 0)
         return int(np.argmax(w_out @ s + b_out))
 
-    def update(self, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+    def update(self, batch):
         """dqn.DQN.update with loss.backward() in place of the hand-written gradient."""
-        return autograd_update(self, b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
+        return autograd_update(self, batch)
 
 
-def autograd_update(agent, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+def autograd_update(agent, batch):
     """One Adam step on agent.eval_net as dqn.DQN.update takes it, the gradient from loss.backward()."""
     with torch.no_grad():
-        q_target = agent.td_target(b_r, b_s_, b_terminated, discount)
-    q_eval = agent.eval_net(b_s).gather(1, b_a)
+        q_target = agent.td_target(batch)
+    q_eval = agent.eval_net(batch.s).gather(1, batch.a)
     loss_fn = nn.functional.smooth_l1_loss if agent.huber else nn.functional.mse_loss
-    if weights is None:
+    if batch.weights is None:
         loss = loss_fn(q_eval, q_target)
-    else:  # each sample's share of the loss scaled by its weight
-        loss = (loss_fn(q_eval, q_target, reduction="none") * weights).mean()
+    else:  # each row's share of the loss scaled by its weight
+        loss = (loss_fn(q_eval, q_target, reduction="none") * batch.weights).mean()
     agent.optimizer.zero_grad()
     loss.backward()
     if agent.grad_clip:

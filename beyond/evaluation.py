@@ -7,7 +7,7 @@ compared with published results, unlike the shaped reward of the unwrapped train
 import numpy as np
 
 import dqn
-from beyond import pixels
+from beyond import pixels, tasks
 
 EVAL_ENV_ID = "CartPole-v1"
 
@@ -41,9 +41,33 @@ def evaluate(agent, episodes=20, env_id=EVAL_ENV_ID, seed=0, max_episode_steps=d
     return dict(result, **values.result(agent)) if values else result
 
 
+class Confirmation:
+    """A pass solves only if the same weights reach the threshold again on fresh episodes.
+
+    A 10- or 20-episode mean at the threshold is often a lucky draw. confirm(attempt) plays
+    the attempt-th set of fresh episodes (confirm_seed) and returns their greedy mean;
+    `unconfirmed` keeps (env_steps, eval mean, confirmation mean) of each pass that did not
+    hold. dqn.py's --confirm-episodes, the judge and the SB3 anchor all decide by this.
+    """
+
+    def __init__(self, threshold, confirm, unconfirmed=None):
+        self.threshold, self.confirm = threshold, confirm
+        self.unconfirmed = [] if unconfirmed is None else unconfirmed
+
+    def holds(self, env_steps, mean):
+        """The confirmation's mean where an evaluation's mean passes and the pass holds, else None."""
+        if mean < self.threshold:
+            return None
+        confirmation = self.confirm(len(self.unconfirmed))
+        if confirmation >= self.threshold:
+            return confirmation
+        self.unconfirmed.append((env_steps, mean, confirmation))
+        return None
+
+
 def eval_env_id(env_id):
     """CartPole agents are judged on the standard v1 task; any other env on itself."""
-    return EVAL_ENV_ID if env_id.startswith("CartPole") else env_id
+    return EVAL_ENV_ID if tasks.is_cartpole(env_id) else env_id
 
 
 def eval_seed(seed):

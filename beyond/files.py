@@ -17,10 +17,11 @@ import torch
 
 import dqn
 from beyond import UsageError
-from beyond.agents import EXTENSION_DEFAULTS, make_agent
-from beyond.flags import setting_kinds, setting_value
-from beyond.limits import LARGEST_HIDDEN_LAYERS, LARGEST_REPLAY_RATIO, net_parameters
-from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, PixelDQN, frame_shape
+from beyond.agents import make_agent
+from beyond.config import EXTENSION_DEFAULTS, SETTINGS
+from beyond.flags import check_range, setting_value
+from beyond.limits import net_parameters
+from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, frame_shape, reads_pixels
 from beyond.statefile import StateError, load_data, open_regular_file
 from beyond.tasks import EnvIdError, check_env_id
 
@@ -106,7 +107,7 @@ def save_checkpoint(agent, path, env_id, reward, seed, episodes):
         n_actions=agent.n_actions,
         hidden=agent.hidden,
         extensions=getattr(agent, "extensions", {}),
-        preprocessing=PREPROCESSING_VERSION if isinstance(agent, PixelDQN) else None,
+        preprocessing=PREPROCESSING_VERSION if reads_pixels(agent.n_states) else None,
         seed=seed,
         episodes=episodes,
         hyperparameters={
@@ -146,25 +147,23 @@ REQUIRED_META = ("format", "env_id", "reward", "n_states", "n_actions", "hidden"
 
 def check_extensions(extensions, path):
     """A checkpoint's extensions: the flags' own kinds and ranges (n-step at most the default memory's rows)."""
-    kinds = setting_kinds()
     try:
         if not isinstance(extensions, dict) or not set(extensions) <= set(EXTENSION_DEFAULTS):
             raise UsageError("not the extensions this program has")
-        values = {name: setting_value(name, value, *kinds[name]) for name, value in extensions.items()}
-        in_range = 1 <= values.get("n_step", 1) <= dqn.hyperparameters["memory_capacity"]
-        in_range = in_range and 1 <= values.get("replay_ratio", 1) <= LARGEST_REPLAY_RATIO
-        in_range = in_range and 1 <= values.get("hidden_layers", 1) <= LARGEST_HIDDEN_LAYERS
+        values = {name: setting_value(SETTINGS[name], value) for name, value in extensions.items()}
+        for name, value in values.items():
+            check_range(SETTINGS[name], value)
+        if values.get("n_step", 1) > dqn.hyperparameters["memory_capacity"]:
+            raise UsageError("--n-step longer than the replay memory")
         if values.get("hidden_layers", 1) > 1 and values.get("dueling"):
             raise UsageError("hidden layers with a dueling head, which no run makes")
-        if not (in_range and all(0 <= values.get(name, 0) <= 1 for name in ("per_alpha", "per_beta"))):
-            raise UsageError("an extension's setting out of its range")
     except UsageError as e:
         raise UsageError(f"--play: {path} is damaged: meta.extensions: {e}") from None
 
 
 def agent_for(meta, device="cpu"):
     """A fresh agent of a checkpoint's kind, size and extensions: PixelDQN for images, else the blog's DQN."""
-    pixels = not isinstance(meta["n_states"], int)
+    pixels = reads_pixels(meta["n_states"])
     version = meta.get("preprocessing") or 1  # checkpoints from before the field were made for version 1
     if pixels and version != PREPROCESSING_VERSION:
         raise UsageError(
@@ -221,7 +220,7 @@ def check_meta(meta, weights, path):
     except EnvIdError as e:
         raise UsageError(f"--play: {path} names env {e}") from None
     check_extensions(meta.get("extensions", {}), path)
-    pixels = not isinstance(meta["n_states"], int)
+    pixels = reads_pixels(meta["n_states"])
     if pixels and list(meta["n_states"]) != [FRAME_STACK, *frame_shape()]:
         raise UsageError(f"--play: {path} expects screens of shape {meta['n_states']}, not this program's")
     if not isinstance(weights, dict) or any(

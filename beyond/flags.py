@@ -1,4 +1,4 @@
-"""The flags of python dqn.py, the presets that set their defaults, and their validation.
+"""The flags of python dqn.py, built from the run configuration (beyond/config.py), and their validation.
 
 Every bad value is caught here, before any training, as one UsageError line.
 """
@@ -13,57 +13,10 @@ import gymnasium as gym
 import torch
 
 import dqn
-from beyond import UsageError, limits, tensorboard
+from beyond import UsageError, config, limits, tensorboard
 from beyond.evaluation import eval_env_id
 from beyond.pixels import FRAME_STACK, frame_shape
-from beyond.tasks import TASKS, EnvIdError, check_env_id, make_env, run_settings, task_for, threshold_of
-
-# The standard task, learned from its own reward with the known fixes: what both presets share.
-STANDARD_TASK = dict(
-    env="CartPole-v1",
-    reward="env",
-    terminal_mask=True,
-    double=True,
-    huber=True,
-    grad_clip=10.0,
-    gamma=0.99,
-    learning_starts=1000,
-    epsilon_start=0.0,
-    early_stop=475.0,
-    episodes=100_000,
-)
-# Presets: sets of defaults (see docs/going-further.md and docs/pixels.md).
-PRESETS = {
-    "blog": {},
-    # CartPole's row of the task table (beyond/tasks.py); --env picks another row's
-    "tuned": dict(STANDARD_TASK, **run_settings(TASKS["CartPole-v1"]), **TASKS["CartPole-v1"].tuned),
-    # --pixels: from screen images (beyond/pixels.py); the screens and the protocol of
-    # bench/pixel_protocol.py chose the view, the reward and n_step (docs/pixels.md)
-    "pixels": dict(
-        STANDARD_TASK,
-        pixels=True,
-        track_strip=True,
-        reward="shaped",  # the blog's: its cart-position term keeps the cart off the track's ends
-        n_step=3,
-        lr=1e-4,
-        batch_size=32,
-        hidden=256,
-        memory_capacity=150_000,
-        train_every=4,
-        target_replace_iter=1000,
-        epsilon_end=0.99,
-        epsilon_steps=40_000,
-        eval_every=20_000,
-        eval_episodes=20,
-        confirm_episodes=100,
-        value_estimates=False,  # playing on past each episode's end costs renders: off
-        keep_best=True,
-        max_env_steps=500_000,
-    ),
-}
-
-
-SWITCH = dict(action=argparse.BooleanOptionalAction, default=False)  # off unless given; --no-X undoes a preset's X
+from beyond.tasks import EnvIdError, check_env_id, is_cartpole, is_cartpole_env, make_env, task_for, threshold_of
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -73,208 +26,40 @@ class OneLineErrorParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-def build_parser():
-    """The argparse parser; defaults are the blog's hyperparameters."""
-    h = dqn.hyperparameters
+def build_parser(defaults=True):
+    """The argparse parser of config.GROUPS; defaults are the blog's hyperparameters.
+
+    defaults=False: a parser whose namespace holds only the flags that argv gives.
+    """
     p = OneLineErrorParser(
         prog="dqn.py",
         description="Train the blog's DQN on CartPole, plot it, then watch it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=None if defaults else argparse.SUPPRESS,
     )
-    g = p.add_argument_group("training")
-    g.add_argument("--episodes", type=int, default=300, help="training episodes")
-    g.add_argument(
-        "--max-episode-steps",
-        type=int,
-        default=dqn.MAX_EPISODE_STEPS,
-        help="cap on each episode; the unwrapped env never ends once the agent is good",
-    )
-    g.add_argument(
-        "--max-env-steps", type=int, default=0, help="stop training after this many env steps in all (0: no limit)"
-    )
-    g.add_argument("--seed", type=int, default=None, help="seed torch, numpy and the env for a repeatable run")
-    g.add_argument(
-        "--env",
-        default=None,
-        help="gymnasium env id with a discrete action space (default: the blog's CartPole-v0; "
-        "with --play: the checkpoint's)",
-    )
-    g.add_argument(
-        "--reward",
-        choices=["shaped", "env"],
-        default="shaped",
-        help="shaped: the blog's r1 + r2 on the unwrapped env; env: the env's own "
-        "reward on the standard, time-limited task",
-    )
-    g.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default=None,
-        help="a set of defaults; flags given explicitly still win (default: blog, or pixels with --pixels)",
-    )
-    g.add_argument(
-        "--pixels",
-        action="store_true",
-        help="learn from screen images instead of the 4 state numbers (beyond/pixels.py); "
-        "implies --preset pixels unless another preset is given",
-    )
-    g.add_argument(
-        "--track-strip",
-        **SWITCH,
-        help="with --pixels: the view's bottom rows show where the cart is on the whole track",
-    )
-    g.add_argument(
-        "--device",
-        default="cpu",
-        help="torch device for the --pixels CNN, e.g. cuda (the state MLP always runs on the CPU)",
-    )
-    g = p.add_argument_group("hyperparameters (the blog's values)")
-    g.add_argument("--batch-size", type=int, default=h["batch_size"])
-    g.add_argument("--lr", type=float, default=h["lr"], help="Adam learning rate")
-    g.add_argument(
-        "--epsilon",
-        type=float,
-        default=h["epsilon"],
-        help="probability of acting greedily (the blog's convention, not the usual one)",
-    )
-    g.add_argument("--gamma", type=float, default=h["gamma"], help="discount factor")
-    g.add_argument(
-        "--target-replace-iter",
-        type=int,
-        default=h["target_replace_iter"],
-        help="copy eval_net into target_net every this many learn steps",
-    )
-    g.add_argument("--memory-capacity", type=int, default=h["memory_capacity"], help="replay memory rows")
-    g = p.add_argument_group("beyond the blog: the known DQN fixes (off by default)")
-    g.add_argument("--hidden", type=int, default=h["hidden"], help="hidden units of q_net")
-    g.add_argument(
-        "--hidden-layers",
-        type=int,
-        default=1,
-        help="hidden layers of --hidden units (beyond/deep.py; 1: the blog's q_net, 2: SB3's)",
-    )
-    g.add_argument(
-        "--learning-starts",
-        type=int,
-        default=None,
-        help="learn once more than this many transitions have been stored (default: memory capacity; "
-        "more than the capacity is allowed: a small memory can wait as long as a large one)",
-    )
-    g.add_argument("--train-every", type=int, default=h["train_every"], help="env steps per learn() call")
-    g.add_argument("--double", **SWITCH, help="Double DQN target")
-    g.add_argument(
-        "--terminal-mask",
-        **SWITCH,
-        help="no bootstrap from terminated states (truncated ones still bootstrap)",
-    )
-    g.add_argument("--huber", **SWITCH, help="Smooth L1 (Huber) loss instead of MSE")
-    g.add_argument(
-        "--grad-clip", type=float, default=None, help="clip the gradient norm at this value (0: no clipping)"
-    )
-    g = p.add_argument_group("beyond the blog: extensions from Rainbow (off by default; docs/going-further.md)")
-    g.add_argument(
-        "--n-step", type=int, default=1, help="learn from the next N rewards before bootstrapping (1: the blog's)"
-    )
-    g.add_argument("--dueling", **SWITCH, help="dueling head: Q = V + A - mean(A)")
-    g.add_argument(
-        "--prioritized",
-        **SWITCH,
-        help="prioritized replay: draw rows by their last |TD error|",
-    )
-    g.add_argument(
-        "--replay-ratio",
-        type=int,
-        default=1,
-        help="learn steps for each env step that learns (beyond/replay_ratio.py; 1: the blog's)",
-    )
-    g.add_argument(
-        "--per-alpha", type=float, default=0.6, help="with --prioritized: priority = (|TD error| + eps)^alpha"
-    )
-    g.add_argument(
-        "--per-beta", type=float, default=0.4, help="with --prioritized: importance-weight exponent at the start"
-    )
-    g.add_argument(
-        "--per-beta-steps", type=int, default=100_000, help="with --prioritized: env steps over which beta rises to 1"
-    )
-    g = p.add_argument_group("exploration schedule (off by default)")
-    g.add_argument(
-        "--epsilon-start",
-        type=float,
-        default=None,
-        help="greedy probability at step 0; rises linearly to --epsilon-end",
-    )
-    g.add_argument("--epsilon-end", type=float, default=None, help="greedy probability after --epsilon-steps")
-    g.add_argument("--epsilon-steps", type=int, default=None, help="env steps of the linear schedule")
-    g = p.add_argument_group("evaluation")
-    g.add_argument(
-        "--eval-every",
-        type=int,
-        default=0,
-        help="also run a greedy evaluation every this many env steps (0: only at the end)",
-    )
-    g.add_argument("--eval-episodes", type=int, default=20, help="episodes of each greedy evaluation")
-    g.add_argument("--early-stop", type=float, default=None, help="stop once a greedy evaluation's mean reaches this")
-    g.add_argument("--no-early-stop", action="store_true", help="keep training past --early-stop")
-    g.add_argument(
-        "--confirm-episodes",
-        type=int,
-        default=0,
-        help="stop early only if the passing weights pass again on this many fresh episodes (0: no check)",
-    )
-    g.add_argument(
-        "--value-estimates",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="at each evaluation also measure the net's value estimate and the true discounted return "
-        "(q_estimate, true_return in evals.csv; beyond/values.py)",
-    )
-    g.add_argument(
-        "--keep-best",
-        **SWITCH,
-        help="end with the weights of the best periodic evaluation, re-measured on fresh episodes",
-    )
-    g = p.add_argument_group("output and watching")
-    g.add_argument("--run-name", default=None, help="folder name under --runs-dir (default: a timestamp)")
-    g.add_argument("--runs-dir", default="runs", help="where run folders go")
-    g.add_argument("--plot", default=None, help="reward plot path (default: <run folder>/rewards.png)")
-    g.add_argument("--no-show", action="store_true", help="save the plot but never open a window")
-    g.add_argument(
-        "--watch",
-        type=int,
-        default=3,
-        help="greedy episodes to watch after training (recorded to video without a display); 0 skips",
-    )
-    g.add_argument("--no-overlay", action="store_true", help="watch the bare picture, without the Q-value panel")
-    g.add_argument(
-        "--snapshots",
-        type=int,
-        default=6,
-        help="after training, play this many copies of the agent saved along the way, as learning.mp4 (0: none)",
-    )
-    g.add_argument("--video", default=None, help="record the watched episodes to this .mp4 or .gif path")
-    g.add_argument(
-        "--render",
-        action="store_true",
-        help="render while training as the blog does; slows training to the display's 50 fps",
-    )
-    g.add_argument("--render-every", type=int, default=1, help="with --render, render every K-th episode")
-    g.add_argument(
-        "--play", default=None, metavar="MODEL_PT", help="load a checkpoint and watch or record it, without training"
-    )
-    g.add_argument(
-        "--resume",
-        default=None,
-        metavar="RUN_DIR",
-        help="carry on a run stopped by Ctrl-C or its budget, with its own settings; "
-        "--max-env-steps and --episodes set the new total",
-    )
-    g.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="also log every episode and evaluation for `tensorboard --logdir runs` (needs: pip install tensorboard)",
-    )
-    g.add_argument("--quiet", action="store_true", help="print only the summary and paths")
+    for title, settings in config.GROUPS:
+        group = p.add_argument_group(title)
+        for setting in settings:
+            group.add_argument(setting.option, **argparse_options(setting, defaults))
     return p
+
+
+def argparse_options(setting, defaults=True):
+    """add_argument's keywords for one setting."""
+    options = dict(help=setting.help)
+    if defaults:
+        options["default"] = setting.default
+    if setting.flag == "switch":
+        return dict(options, action=argparse.BooleanOptionalAction)
+    if setting.flag == "on":
+        return dict(options, action="store_true")
+    if setting.kind is not str:
+        options["type"] = setting.kind
+    if setting.choices:
+        options["choices"] = list(setting.choices)
+    if setting.metavar:
+        options["metavar"] = setting.metavar
+    return options
 
 
 def parse_args(argv=None):
@@ -293,35 +78,20 @@ def preset_defaults(preset, env_id):
     a preset that stops early stops at that env's threshold (none where gymnasium has none)."""
     task = task_for(env_id or "")
     if preset == "tuned" and task:
-        return dict(STANDARD_TASK, **run_settings(task), **task.tuned)
-    defaults = PRESETS[preset]
+        return config.tuned_on(task)
+    defaults = config.PRESETS[preset]
     if env_id and "early_stop" in defaults:
         return dict(defaults, early_stop=threshold_of(eval_env_id(env_id)))
     return defaults
 
 
-# Settings that name where a run writes: only the command line gives them, never a file.
-OUTPUT_SETTINGS = ("run_name", "runs_dir", "plot", "video", "play", "resume")
 LONGEST_TEXT = 200  # characters of a text setting
-
-
-def setting_kinds():
-    """{dest: (type, may be None, choices)} of every flag: what a value read from a file must be."""
-    kinds = {}
-    for action in build_parser()._actions:  # argparse has no public list of its actions
-        if action.dest == "help":
-            continue
-        kind = bool if action.nargs == 0 else action.type or str
-        kinds[action.dest] = (kind, action.default is None, action.choices)
-    return kinds
+FILE_SETTINGS = [setting for setting in config.SETTINGS.values() if not setting.output]
 
 
 def file_settings(args):
-    """The settings a file keeps: every flag's value except the outputs'."""
-    return {name: getattr(args, name) for name in setting_kinds() if name not in OUTPUT_SETTINGS}
-
-
-SETTINGS_ADDED_SINCE = dict(hidden_layers=1)  # settings newer than resume format 3 and the reference files, as they ran
+    """The settings a file keeps: every setting's value except the outputs'."""
+    return {setting.name: getattr(args, setting.name) for setting in FILE_SETTINGS}
 
 
 def settings_from_file(values):
@@ -330,15 +100,13 @@ def settings_from_file(values):
     The outputs are the defaults (no file names a path to write), and the env must be one
     of tasks.KNOWN_ENVS. Raises UsageError naming the setting.
     """
-    kinds = {name: kind for name, kind in setting_kinds().items() if name not in OUTPUT_SETTINGS}
+    kept = {setting.name for setting in FILE_SETTINGS}
     if isinstance(values, dict):  # a file from before a setting existed ran at its default
-        values = {**{name: value for name, value in SETTINGS_ADDED_SINCE.items() if name in kinds}, **values}
-    if not isinstance(values, dict) or set(values) != set(kinds):
-        differ = sorted(map(str, set(values) ^ set(kinds)))[:5] if isinstance(values, dict) else type(values).__name__
+        values = {**config.SETTINGS_ADDED_SINCE, **values}
+    if not isinstance(values, dict) or set(values) != kept:
+        differ = sorted(map(str, set(values) ^ kept))[:5] if isinstance(values, dict) else type(values).__name__
         raise UsageError(f"its settings are not this program's (differing: {differ})")
-    parsed = {}
-    for name, value in values.items():
-        parsed[name] = setting_value(name, value, *kinds[name])
+    parsed = {name: setting_value(config.SETTINGS[name], value) for name, value in values.items()}
     try:
         check_env_id(parsed["env"], from_file=True)
     except EnvIdError as e:
@@ -347,66 +115,39 @@ def settings_from_file(values):
     return validate_args(argparse.Namespace(**{**defaults, **parsed}))
 
 
-def setting_value(name, value, kind, nullable, choices):
-    """value, if a flag of this kind could have given it; ints stand for floats."""
-    flag = "--" + name.replace("_", "-")
-    if value is None and nullable:
+def setting_value(setting, value):
+    """value, if the setting's flag could have given it; ints stand for floats."""
+    if value is None and setting.default is None:
         return None
+    kind = setting.kind
     fits = type(value) is kind or (kind is float and type(value) is int)
     if not fits:
-        raise UsageError(f"{flag}: a {type(value).__name__} where a flag gives a {kind.__name__}")
+        raise UsageError(f"{setting.option}: a {type(value).__name__} where a flag gives a {kind.__name__}")
     if kind is str and len(value) > LONGEST_TEXT:
-        raise UsageError(f"{flag}: longer than {LONGEST_TEXT} characters")
-    if choices is not None and value not in choices:
-        raise UsageError(f"{flag}: {str(value)[:40]!r} is not one of {', '.join(map(str, choices))}")
+        raise UsageError(f"{setting.option}: longer than {LONGEST_TEXT} characters")
+    if setting.choices is not None and value not in setting.choices:
+        raise UsageError(f"{setting.option}: {str(value)[:40]!r} is not one of {', '.join(map(str, setting.choices))}")
     return float(value) if kind is float else value
 
 
-POSITIVE_INTS = [
-    "episodes",
-    "max_episode_steps",
-    "batch_size",
-    "target_replace_iter",
-    "memory_capacity",
-    "hidden",
-    "hidden_layers",
-    "train_every",
-    "eval_episodes",
-    "render_every",
-    "epsilon_steps",
-    "n_step",
-    "per_beta_steps",
-    "replay_ratio",
-]
-NON_NEGATIVE_INTS = ["watch", "eval_every", "learning_starts", "max_env_steps", "snapshots", "confirm_episodes"]
-PROBABILITIES = ["epsilon", "gamma", "epsilon_start", "epsilon_end", "per_alpha", "per_beta"]
+def check_range(setting, value):
+    """One UsageError line if value lies outside the setting's range (None: not set, nothing to check)."""
+    if value is None:
+        return
+    if setting.kind is int and setting.least is not None and value < setting.least:
+        allowed = "be a positive integer" if setting.least == 1 else "be 0 or more"
+        raise UsageError(f"{setting.option} must {allowed}, got {value}")
+    if setting.kind is int and setting.most is not None and value > setting.most:
+        raise UsageError(f"{setting.option} must be at most {setting.most:,}, got {value:,}")
+    if setting.kind is float and setting.least is not None and not setting.least <= value <= setting.most:
+        raise UsageError(f"{setting.option} must be in [{setting.least:g}, {setting.most:g}], got {value}")
 
 
 def validate_args(args):
     """Check every flag; raise UsageError naming the flag and what it allows."""
-
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
-    for name in POSITIVE_INTS:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"{flag(name)} must be a positive integer, got {value}")
-    for name in NON_NEGATIVE_INTS:
-        value = getattr(args, name)
-        if value is not None and value < 0:
-            raise UsageError(f"{flag(name)} must be 0 or more, got {value}")
-    for name in [*POSITIVE_INTS, *NON_NEGATIVE_INTS, "seed"]:
-        value = getattr(args, name)
-        if value is not None and value > limits.LARGEST_COUNT:
-            raise UsageError(f"{flag(name)} must be at most {limits.LARGEST_COUNT:,}, got {value:,}")
-    if args.seed is not None and args.seed < 0:
-        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
+    for setting in config.SETTINGS.values():
+        check_range(setting, getattr(args, setting.name))
     check_evaluation_cost(args)
-    for name in PROBABILITIES:
-        value = getattr(args, name)
-        if value is not None and not 0 <= value <= 1:
-            raise UsageError(f"{flag(name)} must be in [0, 1], got {value}")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
     if args.grad_clip == 0:
@@ -438,7 +179,7 @@ def validate_args(args):
     if args.track_strip and not args.pixels and args.play is None:
         raise UsageError("--track-strip is part of the --pixels view; the state has the cart's position already")
     if args.pixels and args.play is None:
-        if not args.env.startswith("CartPole"):
+        if not is_cartpole(args.env):
             raise UsageError(f"--pixels crops and scales CartPole's screen; it cannot read {args.env}'s")
         if args.render:
             raise UsageError(
@@ -451,7 +192,7 @@ def validate_args(args):
         raise UsageError(f"--run-name must be a plain folder name, got {args.run_name!r}")
     for name in ["video", "plot"]:
         if getattr(args, name):
-            check_writable_folder(flag(name), Path(getattr(args, name)).parent)
+            check_writable_folder(config.SETTINGS[name].option, Path(getattr(args, name)).parent)
     if args.play is None:
         check_writable_folder("--runs-dir", args.runs_dir)
     if args.tensorboard:
@@ -460,17 +201,7 @@ def validate_args(args):
 
 
 def check_evaluation_cost(args):
-    """Evaluations and watching that would take the run over: bounded before it starts."""
-    for name, most in [
-        ("eval_episodes", limits.LARGEST_EVAL_EPISODES),
-        ("confirm_episodes", limits.LARGEST_EVAL_EPISODES),
-        ("watch", limits.LARGEST_WATCH),
-        ("snapshots", limits.LARGEST_SNAPSHOTS),
-        ("replay_ratio", limits.LARGEST_REPLAY_RATIO),
-        ("hidden_layers", limits.LARGEST_HIDDEN_LAYERS),
-    ]:
-        if getattr(args, name) > most:
-            raise UsageError(f"--{name.replace('_', '-')} must be at most {most:,}, got {getattr(args, name):,}")
+    """Evaluations that would take the run over: bounded before it starts."""
     least = limits.STEPS_PER_EVAL_EPISODE * args.eval_episodes
     if args.eval_every and args.eval_every < least:
         raise UsageError(
@@ -541,7 +272,7 @@ def check_env(env_id, reward):
             )
         if len(env.observation_space.shape or ()) != 1:
             raise UsageError(f"--env {env_id} has image or structured observations; DQN here needs a flat vector")
-        if reward == "shaped" and not hasattr(env.unwrapped, "theta_threshold_radians"):
+        if reward == "shaped" and not is_cartpole_env(env):
             raise UsageError(f"--reward shaped needs a CartPole env, not {env_id}; use --reward env")
         return env.observation_space.shape, int(env.action_space.n)
     finally:

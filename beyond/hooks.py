@@ -1,8 +1,10 @@
 """Training hooks: what train() needs beyond the blog, plugged in through dqn.Hooks.
 
-A progress bar while the memory fills (and the notebook's, over env steps), Ctrl-C, a
-divergence guard, an epsilon schedule, periodic greedy evaluation with early stop and
-keep-best, rendering while training, and the copies of eval_net that the learning video plays.
+TrainingHooks is made of one part per job: Schedules (epsilon, prioritized replay's beta),
+an Evaluator (periodic greedy evaluations, the early stop with its confirmation, keep-best;
+the judge's is a subclass), Safety (Ctrl-C, divergence), Progress (the bar while the memory
+fills), and the outputs: Snapshots (the copies of eval_net the learning video plays),
+TensorBoard and rendering while training. NotebookProgress is the notebook's display.
 """
 
 import contextlib
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 import dqn
-from beyond.evaluation import confirm_seed, eval_seed, evaluate
+from beyond.evaluation import Confirmation, confirm_seed, eval_seed, evaluate
 from beyond.values import ValueCheck
 
 SNAPSHOT_EVERY = 20  # env steps between copies of eval_net at first; doubles each time MAX_SNAPSHOTS fill up
@@ -149,62 +151,112 @@ PROGRESS_LABELS = dict(
 )
 
 
-class TrainingHooks(Snapshots):
-    """Progress bar, Ctrl-C, divergence guard, epsilon and beta schedules, periodic eval, rendering, snapshots."""
+class Schedules:
+    """epsilon's linear schedule, and prioritized replay's beta rising to 1: functions of env steps alone."""
 
-    def __init__(self, agent, env, args, log=print, reward_fn=None, scalars=None):
+    def __init__(self, args):
+        self.epsilon = self.beta = None
+        if args.epsilon_steps:
+            self.epsilon = linear_schedule(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
+        if args.prioritized:  # the importance weights' exponent
+            self.beta = linear_schedule(args.per_beta, 1.0, args.per_beta_steps)
+
+    def apply(self, agent, env_steps):
+        if self.epsilon is not None:
+            agent.epsilon = self.epsilon(env_steps)
+        if self.beta is not None:
+            agent.beta = self.beta(env_steps)
+
+
+class Progress:
+    """A bar on stderr while the replay memory fills; none with --quiet, and none once learning starts."""
+
+    def __init__(self, agent, quiet=False):
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            total = agent.learning_starts + 1
+            self.bar = tqdm(total=total, desc="collecting experience", unit="transition", leave=False, file=sys.stderr)
+
+    def after_episode(self, record):
+        if self.bar is None:
+            return
+        self.bar.update(min(record["steps"], self.bar.total - self.bar.n))
+        self.bar.set_postfix(episode=record["episode"], steps=record["steps"])
+        if record["learning"] or self.bar.n >= self.bar.total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Safety:
+    """Ctrl-C stops training at the next step boundary; a loss that is not finite stops it too."""
+
+    RESUME_STATE = ("good_state", "diverged")
+
+    def __init__(self, agent):
+        self.agent, self.interrupted = agent, False
+        self.diverged = None  # the record of the episode whose loss was not finite
+        self.good_state = None  # eval_net weights after the last finite episode
+
+    def diverges(self, record):
+        """Whether this episode's loss is not finite; otherwise its weights become the last good ones."""
+        if math.isfinite(record["loss"]) or not record["learning"]:
+            self.good_state = copy_weights(self.agent.eval_net)
+            return False
+        self.diverged = record
+        return True
+
+    @contextlib.contextmanager
+    def ctrl_c_stops(self, hooks):
+        """Inside: the first SIGINT sets hooks.stop, which ends train() at the next step boundary."""
+
+        def handler(signum, frame):
+            self.interrupted = True
+            hooks.stop = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class Evaluator:
+    """Periodic greedy evaluations: each recorded, the best kept (--keep-best), the early stop at a confirmed pass."""
+
+    RESUME_STATE = ("evals", "solved", "best", "next_eval", "unconfirmed")
+
+    def __init__(self, agent, args, log=print, reward_fn=None, scalars=None):
         """reward_fn: the reward the run learns from; with --value-estimates, evaluations check the net against it.
 
-        scalars: a beyond.tensorboard.ScalarLog that hears every episode and evaluation (--tensorboard).
+        scalars: a beyond.tensorboard.ScalarLog that hears every evaluation (--tensorboard).
         """
-        super().__init__(agent, enabled=bool(args.snapshots and args.watch))  # the learning video wants them
-        self.env, self.args, self.log, self.scalars = env, args, log, scalars
+        self.agent, self.args, self.log, self.scalars = agent, args, log, scalars
         self.reward_fn = reward_fn if args.value_estimates else None
-        self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
-        self.epsilon_schedule = None
-        if args.epsilon_steps:
-            self.epsilon_schedule = linear_schedule(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
-        self.beta_schedule = None  # prioritized replay's importance-weight exponent, rising to 1
-        if args.prioritized:
-            self.beta_schedule = linear_schedule(args.per_beta, 1.0, args.per_beta_steps)
-        self.evals, self.interrupted, self.diverged = [], False, None
-        self.good_state = None  # eval_net weights after the last finite episode
+        self.evals = []
         self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
         self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
         self.unconfirmed = []  # (env_steps, eval mean, confirmation mean) of passes --confirm-episodes refuted
-        self.progress = None
         self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
-        if not args.quiet:
-            from tqdm import tqdm
 
-            self.progress = tqdm(
-                total=agent.learning_starts + 1,
-                desc="collecting experience",
-                unit="transition",
-                leave=False,
-                file=sys.stderr,
-            )
-
-    def before_step(self, env_steps):
-        if self.args.max_env_steps and env_steps + 1 >= self.args.max_env_steps:
-            self.stop = True  # this step is the last one
-        if self.epsilon_schedule is not None:
-            self.agent.epsilon = self.epsilon_schedule(env_steps)
-        if self.beta_schedule is not None:
-            self.agent.beta = self.beta_schedule(env_steps)
-        if self.args.eval_every and env_steps >= self.next_eval:
-            self.next_eval += self.args.eval_every
-            self.run_eval(env_steps)
-        super().before_step(env_steps)
+    def due(self, env_steps):
+        """Whether a periodic evaluation is due before this env step (then the next one is scheduled)."""
+        if not self.args.eval_every or env_steps < self.next_eval:
+            return False
+        self.next_eval += self.args.eval_every
+        return True
 
     def run_eval(self, env_steps):
-        """A periodic greedy evaluation: record it, remember the best, stop early if it passes."""
+        """A periodic greedy evaluation: record it, remember the best; True where it stops training early."""
         args = self.args
         result = self.evaluate(eval_seed(args.seed))
         result.update(env_steps=env_steps, final=0)
-        self.evals.append(result)
-        if self.scalars:
-            self.scalars.evaluation(result)
+        self.record(result)
         if args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
             self.best = (result, copy_weights(self.agent.eval_net))
         if not args.quiet:
@@ -212,98 +264,42 @@ class TrainingHooks(Snapshots):
                 f"eval @ {env_steps} env steps: greedy return {result['mean']:.1f} "
                 f"± {result['std']:.1f} (min {result['min']:.0f})"
             )
-        if args.early_stop is not None and not args.no_early_stop and result["mean"] >= args.early_stop:
-            if args.confirm_episodes and not self.confirmed(result):
-                return
-            print(f"early stop: greedy eval {result['mean']:.1f} >= {args.early_stop} after {env_steps} env steps")
-            # the loop still finishes this step; keep the agent exactly as it was evaluated
-            self.solved = (result, copy_weights(self.agent.eval_net))
-            self.stop = True
+        if args.early_stop is None or args.no_early_stop or result["mean"] < args.early_stop:
+            return False
+        if args.confirm_episodes and not self.confirmed(result):
+            return False
+        print(f"early stop: greedy eval {result['mean']:.1f} >= {args.early_stop} after {env_steps} env steps")
+        # the loop still finishes this step; keep the agent exactly as it was evaluated
+        self.solved = (result, copy_weights(self.agent.eval_net))
+        return True
 
     def confirmed(self, result):
         """--confirm-episodes: whether the weights that passed pass again on that many fresh episodes.
 
-        A 10- or 20-episode mean of 475 is often a lucky draw; a pass that does not hold is
-        logged and recorded in `unconfirmed`, and training goes on.
+        A pass that does not hold is logged and recorded in `unconfirmed`, and training goes on.
         """
         args = self.args
-        seed = confirm_seed(args.seed, len(self.unconfirmed))
-        confirmation = self.evaluate(seed, args.confirm_episodes)
-        result["confirmed_mean"] = confirmation["mean"]
-        if confirmation["mean"] >= args.early_stop:
-            return True
-        self.unconfirmed.append((result["env_steps"], result["mean"], confirmation["mean"]))
-        if not args.quiet:
-            self.log(f"not confirmed: {confirmation['mean']:.1f} on {args.confirm_episodes} fresh episodes")
-        return False
 
-    def after_episode(self, record):
-        super().after_episode(record)
+        def confirm(attempt):
+            return self.evaluate(confirm_seed(args.seed, attempt), args.confirm_episodes)["mean"]
+
+        passes = Confirmation(args.early_stop, confirm, self.unconfirmed)
+        confirmation = passes.holds(result["env_steps"], result["mean"])
+        result["confirmed_mean"] = self.unconfirmed[-1][2] if confirmation is None else confirmation
+        if confirmation is None and not args.quiet:
+            self.log(f"not confirmed: {result['confirmed_mean']:.1f} on {args.confirm_episodes} fresh episodes")
+        return confirmation is not None
+
+    def final(self, env_steps, seed):
+        """The evaluation of the weights a run ends with, on the episodes of seed; recorded, and returned."""
+        result = self.evaluate(seed)
+        self.record(dict(result, env_steps=env_steps, final=1))
+        return result
+
+    def record(self, result):
+        self.evals.append(result)
         if self.scalars:
-            self.scalars.episode(record)
-        if self.progress is not None:
-            self.progress.update(min(record["steps"], self.progress.total - self.progress.n))
-            self.progress.set_postfix(episode=record["episode"], steps=record["steps"])
-            if record["learning"] or self.progress.n >= self.progress.total:
-                self.progress.close()
-                self.progress = None
-        if math.isfinite(record["loss"]) or not record["learning"]:
-            self.good_state = copy_weights(self.agent.eval_net)
-        else:
-            self.diverged = record
-            self.stop = True
-        if self.render:  # human mode renders inside env.step; switch it per episode
-            next_episode = record["episode"] + 1
-            self.env.unwrapped.render_mode = "human" if next_episode % self.args.render_every == 0 else None
-
-    def choose_weights_and_evaluate(self, records):
-        """After training (records: train()'s): settle which weights to keep, then the final evaluation.
-
-        Diverged: the last finite weights. Early stop: the weights that passed. --keep-best:
-        the best periodic evaluation's (the last weights compete too), re-measured on fresh
-        episodes. Otherwise the last weights.
-        """
-        agent, args = self.agent, self.args
-        env_steps = records[-1]["env_steps"] if records else 0
-        if not self.diverged:
-            self.end_snapshot(records)
-        final = None
-        if self.diverged:
-            agent.eval_net.load_state_dict(self.good_state)
-            r = self.diverged
-            print(
-                f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
-                f"{r['loss']}; try a smaller --lr than {args.lr}. Saving the last finite weights.",
-                file=sys.stderr,
-            )
-        elif self.solved:  # early stop: keep the agent that passed, not the one a step later
-            final, weights = self.solved
-            agent.eval_net.load_state_dict(weights)
-        elif not self.interrupted and records:
-            seed = eval_seed(args.seed)
-            if args.keep_best:
-                self.run_eval(env_steps)
-                result, weights = self.best
-                agent.eval_net.load_state_dict(weights)
-                print(
-                    f"keeping the weights of the best evaluation: {result['mean']:.1f} "
-                    f"at {result['env_steps']} env steps"
-                )
-                seed += args.eval_episodes  # episodes the choice was not made on
-            final = self.evaluate(seed)
-            self.evals.append(dict(final, env_steps=env_steps, final=1))
-            if self.scalars:
-                self.scalars.evaluation(self.evals[-1])
-        if final:
-            print(
-                f"greedy evaluation on {args.eval_env}, {args.eval_episodes} episodes: "
-                f"mean {final['mean']:.1f} ± {final['std']:.1f}, min {final['min']:.0f}"
-            )
-        if final and "q_estimate" in final:
-            print(
-                f"value of the visited states (discounted {args.reward} reward, gamma {agent.gamma}): "
-                f"the net believes {final['q_estimate']:.2f}, its greedy policy gets {final['true_return']:.2f}"
-            )
+            self.scalars.evaluation(result)
 
     def evaluate(self, seed, episodes=None):
         """A greedy evaluation of the agent as it is now; with --value-estimates, its values checked too."""
@@ -311,44 +307,86 @@ class TrainingHooks(Snapshots):
         episodes = episodes or self.args.eval_episodes
         return evaluate(self.agent, episodes, self.args.eval_env, seed=seed, values=values)
 
-    # What the rest of training depends on, for --resume (beyond/resume.py); the schedules
-    # are functions of env steps alone, and the rest is rebuilt from the run's settings.
-    RESUME_STATE = (
-        *("evals", "good_state", "solved", "best", "diverged", "next_eval", "unconfirmed"),
-        *("taking_snapshots", "snapshots", "snapshot_every", "next_snapshot", "episode"),
-    )
+
+class TrainingHooks(Snapshots):
+    """What train() does beyond the blog, one part per job: the schedules, the evaluator, safety (Ctrl-C and
+    divergence), the progress bar, and the outputs (the learning video's snapshots, TensorBoard, rendering)."""
+
+    def __init__(self, agent, env, args, log=print, reward_fn=None, scalars=None, evaluator=None):
+        """evaluator: an Evaluator (default: one for args), e.g. the judge's, which confirms every pass."""
+        super().__init__(agent, enabled=bool(args.snapshots and args.watch))  # the learning video wants them
+        self.env, self.args, self.scalars = env, args, scalars
+        self.render = env.unwrapped.render_mode == "human"  # --render, and a window could open
+        self.schedules = Schedules(args)
+        self.evaluator = evaluator or Evaluator(agent, args, log, reward_fn, scalars)
+        self.safety = Safety(agent)
+        self.progress = Progress(agent, args.quiet)
+
+    def before_step(self, env_steps):
+        if self.args.max_env_steps and env_steps + 1 >= self.args.max_env_steps:
+            self.stop = True  # this step is the last one
+        self.schedules.apply(self.agent, env_steps)
+        if self.evaluator.due(env_steps) and self.evaluator.run_eval(env_steps):
+            self.stop = True
+        super().before_step(env_steps)
+
+    def after_episode(self, record):
+        super().after_episode(record)
+        if self.scalars:
+            self.scalars.episode(record)
+        self.progress.after_episode(record)
+        if self.safety.diverges(record):
+            self.stop = True
+        if self.render:  # human mode renders inside env.step; switch it per episode
+            next_episode = record["episode"] + 1
+            self.env.unwrapped.render_mode = "human" if next_episode % self.args.render_every == 0 else None
+
+    # What the rest of training depends on, for --resume (beyond/resume.py), by the part that
+    # keeps it; the schedules are functions of env steps alone, and the rest is rebuilt from
+    # the run's settings.
+    SNAPSHOT_STATE = ("taking_snapshots", "snapshots", "snapshot_every", "next_snapshot", "episode")
+    RESUME_STATE = (*Evaluator.RESUME_STATE, *Safety.RESUME_STATE, *SNAPSHOT_STATE)
+
+    def owners(self):
+        """{name: the part that keeps it} for RESUME_STATE."""
+        parts = [(self.evaluator, Evaluator.RESUME_STATE), (self.safety, Safety.RESUME_STATE)]
+        return {name: part for part, names in [*parts, (self, self.SNAPSHOT_STATE)] for name in names}
 
     def resume_state(self):
-        """The RESUME_STATE attributes, for resume.pt."""
-        return {name: getattr(self, name) for name in self.RESUME_STATE}
+        """The RESUME_STATE values, for resume.pt."""
+        return {name: getattr(part, name) for name, part in self.owners().items()}
 
     def load_resume_state(self, state):
         """Carry on with a stopped run's bookkeeping; its memory is full already, so no progress bar."""
-        vars(self).update(state)
-        if self.progress is not None and self.agent.memory_counter > self.agent.learning_starts:
+        owners = self.owners()
+        for name, value in state.items():
+            setattr(owners[name], name, value)
+        if self.agent.memory_counter > self.agent.learning_starts:
             self.progress.close()
-            self.progress = None
 
     @contextlib.contextmanager
     def ctrl_c_stops_training(self):
         """Inside: the first SIGINT asks the loop to stop at the next step boundary."""
-
-        def handler(signum, frame):
-            self.interrupted = True
-            self.stop = True
-
-        previous = signal.signal(signal.SIGINT, handler)
         try:
-            yield
+            with self.safety.ctrl_c_stops(self):
+                yield
         finally:
-            signal.signal(signal.SIGINT, previous)
-            if self.progress is not None:
-                self.progress.close()
+            self.progress.close()
 
 
 def copy_weights(net):
     """A copy of net's state_dict that later training steps cannot change."""
     return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+@contextlib.contextmanager
+def weights_kept(net):
+    """Inside, net may load other weights (a snapshot's, say); its own are back on the way out."""
+    kept = copy_weights(net)
+    try:
+        yield
+    finally:
+        net.load_state_dict(kept)
 
 
 @contextlib.contextmanager

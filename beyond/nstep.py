@@ -23,7 +23,7 @@ class NStepReturns:
 
     RESUME_STATE = ("memory_discount", "open_rows")  # what --resume saves beyond the base agent's
 
-    def __init__(self, *args, n_step=3, **overrides):
+    def __init__(self, *args, n_step, **overrides):
         self.n_step = n_step
         super().__init__(*args, **overrides)
         self.memory_discount = np.full((self.memory_capacity, 1), self.gamma, dtype=np.float32)
@@ -45,4 +45,4 @@ class NStepReturns:
 
     def batch_at(self, index):
         """The base agent's batch, with each row's discount gamma^k for the target."""
-        return *super().batch_at(index), torch.from_numpy(self.memory_discount[index])
+        return super().batch_at(index)._replace(discount=torch.from_numpy(self.memory_discount[index]))

@@ -142,9 +142,14 @@ class PixelObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return np.stack(self.frames), total_reward, terminated, truncated, dict(info, frames=frames)
 
 
+def reads_pixels(n_states):
+    """Is pixels or not, from what an agent (or a checkpoint's meta) reads: a frame stack's shape, or a state size."""
+    return not isinstance(n_states, int)
+
+
 def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None, track_strip=False):
     """dqn.make_env's env seen through its screen; render_mode="human" also shows a window."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not tasks.display_available():
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # draw off-screen, without SDL's warnings
     env = PixelObservation(tasks.make_env(env_id, unwrapped, render_mode="rgb_array"), track_strip=track_strip)
     return gym.wrappers.HumanRendering(env) if render_mode == "human" else env
@@ -152,7 +157,7 @@ def make_env(env_id=dqn.ENV_ID, unwrapped=True, render_mode=None, track_strip=Fa
 
 def env_maker(agent):
     """The make_env whose observations agent reads: the screen for a PixelDQN, else the state."""
-    if isinstance(agent, PixelDQN):
+    if reads_pixels(agent.n_states):
         return functools.partial(make_env, track_strip=agent.track_strip)
     return tasks.make_env
 
@@ -243,19 +248,18 @@ class PixelDQN(dqn.DQN):
         self.memory_terminated[index] = terminated
 
     def batch_at(self, index):
-        """Memory rows index as tensors s, a, r, s_ (uint8 frames), terminated."""
+        """Memory rows index as a dqn.Batch, s and s_ as uint8 frames."""
         b_s, b_s_ = self.memory_frames.sample(index)
         rows = self.memory[index]
         terminated = torch.from_numpy(self.memory_terminated[index]) if self.terminal_mask else None
-        return b_s, torch.from_numpy(rows[:, :1].astype(np.int64)), torch.from_numpy(rows[:, 1:]), b_s_, terminated
+        a, r = torch.from_numpy(rows[:, :1].astype(np.int64)), torch.from_numpy(rows[:, 1:])
+        return dqn.Batch(b_s, a, r, b_s_, terminated)
 
-    def update(self, b_s, b_a, b_r, b_s_, b_terminated, discount=None, weights=None):
+    def update(self, batch):
         """dqn.DQN.update with loss.backward(), as the blog does.
 
         The MLP's gradients are written out by hand in q_net.backprop; for a CNN autograd is
         the right tool, and its bookkeeping is small next to the convolutions themselves.
         """
-        b_s, b_a, b_r, b_s_, b_terminated, discount, weights = (
-            None if t is None else t.to(self.device) for t in (b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
-        )
-        return autograd_update(self, b_s, b_a, b_r, b_s_, b_terminated, discount, weights)
+        tensors = {name: t.to(self.device) for name, t in batch._asdict().items() if isinstance(t, torch.Tensor)}
+        return autograd_update(self, batch._replace(**tensors))

@@ -24,15 +24,13 @@ class PrioritizedReplay:
     """Mixin for dqn.DQN or PixelDQN: rows drawn by priority, each sample's loss weighted."""
 
     RESUME_STATE = ("priorities", "max_priority", "beta")  # what --resume saves beyond the base agent's
-    NOT_RESUME_STATE = ("sampled_rows", "sampled_weights")  # set by sample_batch for the same learn step's update
 
-    def __init__(self, *args, per_alpha=0.6, per_beta=0.4, **overrides):
+    def __init__(self, *args, per_alpha, per_beta, **overrides):
         self.per_alpha, self.per_beta = per_alpha, per_beta
         self.beta = per_beta  # now; TrainingHooks raises it towards 1
         super().__init__(*args, **overrides)
         self.priorities = SumTree(self.memory_capacity)
         self.max_priority = 1.0
-        self.sampled_rows = self.sampled_weights = None
 
     def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
         """The base agent's store, the new row entering at the highest priority so far."""
@@ -45,19 +43,17 @@ class PrioritizedReplay:
         slices = (np.arange(self.batch_size) + self.rng.random(self.batch_size)) / self.batch_size
         filled = min(self.memory_counter, self.memory_capacity)
         rows = np.minimum(self.priorities.find(slices * self.priorities.total), filled - 1)
-        self.sampled_rows = rows
-        self.sampled_weights = self.importance_weights(rows, filled)
-        return self.batch_at(rows)
+        return self.batch_at(rows)._replace(weights=self.importance_weights(rows, filled), rows=rows)
 
     def importance_weights(self, rows, filled):
         """w_i = (N P(i))^-beta over the largest in the batch (N: filled rows), as a (batch, 1) float32 tensor."""
         weights = (filled * self.priorities[rows] / self.priorities.total) ** -self.beta
         return torch.from_numpy((weights / weights.max()).astype(np.float32)[:, None])
 
-    def update(self, *batch, **kwargs):
-        """The base agent's update with the sampled rows' weights; their priorities then follow |TD error|."""
-        loss, td_error = super().update(*batch, weights=self.sampled_weights, **kwargs)
+    def update(self, batch):
+        """The base agent's update, weighted by the batch; its rows' priorities then follow |TD error|."""
+        loss, td_error = super().update(batch)
         priority = (np.abs(td_error.cpu().numpy()[:, 0].astype(np.float64)) + PRIORITY_EPSILON) ** self.per_alpha
-        self.priorities[self.sampled_rows] = priority
+        self.priorities[batch.rows] = priority
         self.max_priority = max(self.max_priority, float(priority.max()))
         return loss, td_error

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-import dqn
-from beyond.agents import EXTENSION_DEFAULTS
+from beyond.config import IDENTITY_SETTINGS, SETTINGS_ADDED_SINCE
 from beyond.evaluation import eval_seed, evaluate
-from beyond.flags import SETTINGS_ADDED_SINCE
-from beyond.tasks import random_return_of, threshold_of
+from beyond.hooks import weights_kept
+from beyond.tasks import random_return_of, solved_threshold
 from beyond.values import append_panel
 
 # the shipped reference runs; DQN_REFERENCE_RUNS names another folder of them (bench/reference_runs.py makes them)
@@ -32,19 +31,11 @@ DOCS = "docs/normal-run.md"
 NO_REFERENCE = f"no reference runs for these settings: nothing to place this run among ({DOCS} lists those there are)"
 EVAL_PANEL_LABEL = "greedy eval return"  # dqn.plot's evaluation panel
 SNAPSHOT_EPISODES = 10
-# What makes two runs the same, seed aside: what changes their training or how it is measured.
-RUN_SETTINGS = (
-    *dqn.hyperparameters,
-    *EXTENSION_DEFAULTS,
-    *("env", "reward", "pixels", "episodes", "max_episode_steps", "max_env_steps", "per_beta_steps"),
-    *("epsilon", "epsilon_start", "epsilon_end", "epsilon_steps"),
-    *("eval_every", "eval_episodes", "early_stop", "no_early_stop", "confirm_episodes", "keep_best"),
-)
 
 
 def settings_of(args):
     """The run's settings that a reference must share (a dict of plain values, as JSON keeps them)."""
-    return {name: getattr(args, name) for name in RUN_SETTINGS}
+    return {name: getattr(args, name) for name in IDENTITY_SETTINGS}
 
 
 def load_references(folder=None):
@@ -66,17 +57,18 @@ def matching(args, folder=None):
 # ---------------------------------------------------------------------------------------
 # A run's curve and outcome, measured the same way for the learner's run and the references
 # ---------------------------------------------------------------------------------------
-def outcome_of(agent, hooks, records, args, moments):
+def outcome_of(agent, evaluator, records, args, moments):
     """The run's curve [(env_steps, greedy mean)], when it solved, and its final greedy return.
 
-    The curve is the periodic evaluations, or, for a run without them, the evaluations of
-    moments (the learning video's copies of eval_net).
+    evaluator: the run's hooks.Evaluator. The curve is the periodic evaluations, or, for a
+    run without them, the evaluations of moments (the learning video's copies of eval_net).
     """
-    periodic = [(e["env_steps"], e["mean"]) for e in hooks.evals if not e.get("final")]
-    final = next((e for e in reversed(hooks.evals) if e.get("final")), hooks.solved[0] if hooks.solved else None)
+    evals, solved = evaluator.evals, evaluator.solved
+    periodic = [(e["env_steps"], e["mean"]) for e in evals if not e.get("final")]
+    final = next((e for e in reversed(evals) if e.get("final")), solved[0] if solved else None)
     return dict(
         curve=periodic or snapshot_curve(agent, moments, args),
-        solved_at=hooks.solved[0]["env_steps"] if hooks.solved else None,
+        solved_at=solved[0]["env_steps"] if solved else None,
         final_return=final["mean"] if final else None,
         env_steps=records[-1]["env_steps"] if records else 0,
     )
@@ -84,15 +76,12 @@ def outcome_of(agent, hooks, records, args, moments):
 
 def snapshot_curve(agent, moments, args):
     """The greedy mean of each of moments' weights, on SNAPSHOT_EPISODES episodes of the evaluation env."""
-    kept = {k: v.clone() for k, v in agent.eval_net.state_dict().items()}
     curve = []
-    try:
+    with weights_kept(agent.eval_net):
         for moment in moments:
             agent.eval_net.load_state_dict(moment["weights"])
             result = evaluate(agent, SNAPSHOT_EPISODES, args.eval_env, seed=eval_seed(args.seed))
             curve.append((moment["env_steps"], result["mean"]))
-    finally:
-        agent.eval_net.load_state_dict(kept)
     return curve
 
 
@@ -234,7 +223,7 @@ def draw_run_over_band(ax, curve, reference, labels=BAND_LABELS):
 # ---------------------------------------------------------------------------------------
 def diagnoses(outcome, evals, records, args, agent, reference=None):
     """One line for each known failure the run's records show, with the docs section that explains it."""
-    threshold = args.early_stop if args.early_stop is not None else threshold_of(args.eval_env)
+    threshold = solved_threshold(args)
     random_level = random_return_of(args.eval_env)
     found = [
         never_learned(records, agent, args, outcome["curve"], threshold, random_level),
@@ -252,16 +241,18 @@ def diagnoses(outcome, evals, records, args, agent, reference=None):
 def never_learned(records, agent, args, curve, threshold, random_level):
     """Learning never started within the run, or the greedy return never rose above the random policy's."""
     if records and not agent.learn_step_counter:
-        waits = args.learning_starts if args.learning_starts is not None else args.memory_capacity
+        waits = agent.learning_starts  # the agent's: the memory's capacity where no flag gave it
         return (
             f"never learned: learning starts after {waits:,} transitions and the run stopped at "
             f"{records[-1]['env_steps']:,}; give it more episodes or a smaller --learning-starts ({DOCS}#never-learned)"
         )
     known = curve and threshold is not None and random_level is not None
     if known and max(mean for _, mean in curve) <= random_level + 0.1 * (threshold - random_level):
+        measured = f"; --preset tuned --env {args.env} is measured to learn it"
+        measured = "" if args.preset in ("tuned", "pixels") else measured
         return (
-            f"never learned: every greedy evaluation stayed near the random policy's {random_level:g} "
-            f"({DOCS}#never-learned)"
+            f"never learned: every greedy evaluation stayed near the random policy's {random_level:g}"
+            f"{measured} ({DOCS}#never-learned)"
         )
     return None
 

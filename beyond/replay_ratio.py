@@ -13,7 +13,7 @@ class ReplayRatio:
 
     RESUME_STATE = ()  # nothing beyond the base agent's: replay_ratio is a setting
 
-    def __init__(self, *args, replay_ratio=2, **overrides):
+    def __init__(self, *args, replay_ratio, **overrides):
         self.replay_ratio = replay_ratio
         super().__init__(*args, **overrides)
 

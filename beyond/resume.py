@@ -18,7 +18,6 @@ against a freshly built run, and its values against what the settings allow, bef
 training carries on.
 """
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -27,11 +26,12 @@ import numpy as np
 import torch
 
 from beyond import UsageError
+from beyond.config import RESUME_SETTINGS
 from beyond.files import atomic_path
 from beyond.flags import build_parser, file_settings, observation_of, settings_from_file, validate_args
 from beyond.hooks import MAX_SNAPSHOTS
 from beyond.limits import memory_bytes
-from beyond.pixels import PREPROCESSING_VERSION
+from beyond.pixels import PREPROCESSING_VERSION, reads_pixels
 from beyond.statefile import (
     StateError,
     declared_state,
@@ -48,8 +48,6 @@ RESUME_FORMAT = "dqn-cartpole-resume/3"  # 3: the settings in the header, read a
 RESUME_FILE = "resume.pt"
 # Flags that a resume may set: the budget and how the results are shown. Any other would
 # change the algorithm halfway, and the run would no longer be the one it continues.
-RESUME_FLAGS = {"resume", "max_env_steps", "episodes"}
-RESUME_FLAGS |= {"quiet", "no_show", "watch", "snapshots", "video", "no_overlay", "tensorboard"}
 # dqn.py stays the blog, so the blog's DQN declares its state here; each extension and
 # PixelDQN adds its own RESUME_STATE. Everything else an agent holds is rebuilt from the
 # run's settings (tests/test_resume.py checks that nothing else changes as it trains).
@@ -106,7 +104,7 @@ def save_resume_state(path, args, agent, env, hooks, records):
                 parts_to_data(layer, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
                 for layer in layers(env)
             ],
-            hooks=parts_to_data(hooks, hooks.RESUME_STATE, "hooks"),
+            hooks={name: to_data(value, f"hooks.{name}") for name, value in hooks.resume_state().items()},
             train=to_data((finished, records[-1]["env_steps"] if records else 0, unfinished), "train"),
             torch_rng=torch.get_rng_state(),
         )
@@ -286,10 +284,7 @@ def check_weights(copy, weights, where):
 
 def given_flags(argv):
     """The dests of the flags that argv sets explicitly."""
-    parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(parser.parse_args(argv)))
+    return set(vars(build_parser(defaults=False).parse_args(argv)))
 
 
 def resumed_args(run_dir, argv):
@@ -299,7 +294,7 @@ def resumed_args(run_dir, argv):
     """
     argv = sys.argv[1:] if argv is None else argv
     given = given_flags(argv)
-    changed = sorted(given - RESUME_FLAGS)
+    changed = sorted(given - set(RESUME_SETTINGS))
     if changed:
         names = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise UsageError(
@@ -343,8 +338,8 @@ def restore(state, agent, env, hooks):
         if not isinstance(state["hooks"], dict) or set(state["hooks"]) != set(hooks.RESUME_STATE):
             differ = sorted(map(str, set(state["hooks"]) ^ set(hooks.RESUME_STATE)))
             raise StateError(f"hooks: not the hooks' fields (differing: {', '.join(differ)})")
-        for name in hooks.RESUME_STATE:
-            saved_hooks[name] = from_data(state["hooks"][name], getattr(hooks, name), f"hooks.{name}")
+        for name, template in hooks.resume_state().items():
+            saved_hooks[name] = from_data(state["hooks"][name], template, f"hooks.{name}")
         check_hooks(saved_hooks, agent.eval_net.state_dict(), env_steps, args)
     except StateError as e:
         raise UsageError(f"--resume: {state['path']} is damaged: {e}") from None
@@ -368,7 +363,7 @@ def check_agent(agent, env_steps):
         raise StateError("agent.max_priority: not a priority")
     if hasattr(agent, "priorities") and not (agent.priorities.nodes >= 0).all():
         raise StateError("agent.priorities: a negative priority")
-    pixels = not isinstance(agent.n_states, int)
+    pixels = reads_pixels(agent.n_states)
     shape, dtype = (tuple(agent.n_states), np.uint8) if pixels else ((agent.n_states,), np.float32)
     for row in getattr(agent, "open_rows", []):
         fits = isinstance(row, list) and len(row) == 5

@@ -261,11 +261,13 @@ def same_layout(saved, template):
 
 
 def expect(condition, where, what):
+    """StateError "where: not what" unless condition holds."""
     if not condition:
         raise StateError(f"{where}: not {what}")
 
 
 def first_line(error):
+    """An exception's message as one short line (its type's name where it has none)."""
     text = str(error).strip()
     return (text.splitlines()[0] if text else type(error).__name__)[:160]
 

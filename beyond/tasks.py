@@ -7,6 +7,7 @@ against), and the values --preset tuned uses on it. The judge
 (bench/judge.py), the tuner, the ablation and dqn.py's early stop all read this table.
 """
 
+import os
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -171,9 +172,19 @@ TASKS = {
 }
 
 
+def is_cartpole(env_id):
+    """Which task is this: one of CartPole's versions (judged on CartPole-v1, the blog's reward applies)."""
+    return env_id.startswith("CartPole")
+
+
+def is_cartpole_env(env):
+    """is_cartpole for an env object, read from the env itself (it may have no registered id)."""
+    return hasattr(env.unwrapped, "theta_threshold_radians")
+
+
 def task_for(env_id):
     """The row for env_id; CartPole's versions share CartPole-v1's, since they are evaluated on it."""
-    if env_id.startswith("CartPole"):
+    if is_cartpole(env_id):
         return TASKS["CartPole-v1"]
     return TASKS.get(env_id)
 
@@ -187,6 +198,11 @@ def threshold_of(env_id):
         return gym.spec(env_id).reward_threshold
     except gym.error.Error:
         return None
+
+
+def solved_threshold(args):
+    """A run's threshold for solved: its --early-stop where given, else its evaluation env's."""
+    return args.early_stop if args.early_stop is not None else threshold_of(args.eval_env)
 
 
 def random_return_of(env_id):
@@ -233,6 +249,11 @@ def check_env_id(env_id, from_file=False):
         except gym.error.Error as e:
             raise EnvIdError(f"unknown env id {env_id!r} ({str(e).splitlines()[0]})") from None
     return env_id
+
+
+def display_available():
+    """True where a window can plausibly open (X11 or Wayland)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def make_env(env_id, unwrapped=True, render_mode=None):

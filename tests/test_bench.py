@@ -15,7 +15,7 @@ import ablation  # noqa: E402
 import intervals  # noqa: E402
 import judge  # noqa: E402
 
-from beyond.flags import PRESETS  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
 
 
 def test_median_and_iqm_are_the_textbook_ones():
@@ -290,15 +290,12 @@ def test_the_pixel_preset_is_the_protocols_chosen_variant():
     assert vars(parse_args(["--pixels"])) == vars(parse_args(["--preset", "pixels", *chosen, *budget]))
 
 
-class FixedEvaluations(judge.JudgedHooks):
-    """JudgedHooks whose evaluations score what the test says, without playing."""
+class FixedEvaluations(judge.JudgedEvaluator):
+    """The judge's evaluator, its evaluations scoring what the test says, without playing."""
 
     def __init__(self, means, task=judge.CARTPOLE):
-        from beyond.cli import build
-
         args = judge.parse_args([str(f) for f in judge.protocol_flags([], 0, 5000, task=task)])
-        env, agent = build(args)
-        super().__init__(agent, env, args, task=task)
+        super().__init__(judge.dqn.DQN(4, 2), args, task=task)
         self.means = iter(means)
 
     def evaluate(self, seed, episodes=None):
@@ -308,20 +305,29 @@ class FixedEvaluations(judge.JudgedHooks):
 
 def test_the_judge_passes_a_mean_exactly_at_the_threshold(monkeypatch):
     monkeypatch.setattr(judge, "confirm", lambda agent, seed, attempt, task: task.threshold)
-    hooks = FixedEvaluations([judge.SOLVED - 0.01, judge.SOLVED])
-    hooks.run_eval(1000)
-    assert hooks.passed is None and not hooks.stop
-    hooks.run_eval(2000)
-    assert hooks.passed[0]["env_steps"] == 2000 and hooks.stop
+    judged = FixedEvaluations([judge.SOLVED - 0.01, judge.SOLVED])
+    assert not judged.run_eval(1000) and judged.passed is None
+    assert judged.run_eval(2000) and judged.passed[0]["env_steps"] == 2000
 
 
 def test_each_confirmation_the_judge_asks_for_is_a_new_attempt(monkeypatch):
     attempts = []
     monkeypatch.setattr(judge, "confirm", lambda agent, seed, attempt, task: attempts.append(attempt) or 0.0)
-    hooks = FixedEvaluations([500.0, 500.0, 500.0])
+    judged = FixedEvaluations([500.0, 500.0, 500.0])
     for env_steps in (1000, 2000, 3000):
-        hooks.run_eval(env_steps)
-    assert attempts == [0, 1, 2] and len(hooks.unconfirmed) == 3 and hooks.passed is None
+        judged.run_eval(env_steps)
+    assert attempts == [0, 1, 2] and len(judged.unconfirmed) == 3 and judged.passed is None
+
+
+def test_a_pass_holds_only_when_its_fresh_episodes_reach_the_threshold_too():
+    from beyond.evaluation import Confirmation
+
+    attempts = []
+    passes = Confirmation(10.0, lambda attempt: attempts.append(attempt) or [9.0, 10.0][attempt])
+    assert passes.holds(100, 9.99) is None and attempts == []  # no pass: no fresh episodes played
+    assert passes.holds(200, 12.0) is None and passes.unconfirmed == [(200, 12.0, 9.0)]
+    assert passes.holds(300, 10.0) == 10.0 and attempts == [0, 1]  # at the threshold is a pass
+    assert passes.unconfirmed == [(200, 12.0, 9.0)]
 
 
 def test_one_seed_gives_its_value_without_an_interval():

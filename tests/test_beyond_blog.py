@@ -27,36 +27,37 @@ def tiny_batch():
     b_r = torch.tensor([[1.0], [-0.5], [2.0], [0.25]])
     b_s_ = torch.from_numpy(rng.normal(size=(4, 4)).astype(np.float32) * 3)
     b_terminated = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
-    return b_r, b_s_, b_terminated
+    return dqn.Batch(None, None, b_r, b_s_, b_terminated)
 
 
 def test_default_target_is_the_blogs():
     agent = agent_with_distinct_nets()
-    b_r, b_s_, b_terminated = tiny_batch()
+    batch = tiny_batch()
     with torch.no_grad():
-        q = agent.target_net(b_s_)
-    expected = [r + 0.9 * max(q[i]).item() for i, r in enumerate(b_r[:, 0].tolist())]
-    got = agent.td_target(b_r, b_s_, b_terminated)  # terminal flags are ignored by default
+        q = agent.target_net(batch.s_)
+    expected = [r + 0.9 * max(q[i]).item() for i, r in enumerate(batch.r[:, 0].tolist())]
+    got = agent.td_target(batch)  # terminal flags are ignored by default
     torch.testing.assert_close(got[:, 0], torch.tensor(expected))
 
 
 def test_double_dqn_picks_with_eval_net_and_values_with_target_net():
     agent = agent_with_distinct_nets(double=True)
-    b_r, b_s_, _ = tiny_batch()
+    batch = tiny_batch()
+    b_r, b_s_ = batch.r, batch.s_
     with torch.no_grad():
         q_eval, q_target = agent.eval_net(b_s_), agent.target_net(b_s_)
     picks = q_eval.argmax(1)
     assert (picks != q_target.argmax(1)).any(), "the batch must tell Double DQN from plain max"
     expected = [b_r[i, 0].item() + 0.9 * q_target[i, picks[i]].item() for i in range(4)]
-    torch.testing.assert_close(agent.td_target(b_r, b_s_)[:, 0], torch.tensor(expected))
+    torch.testing.assert_close(agent.td_target(batch)[:, 0], torch.tensor(expected))
 
 
 def test_terminal_mask_zeroes_the_bootstrap_only_where_terminated():
     agent = agent_with_distinct_nets(terminal_mask=True)
-    b_r, b_s_, b_terminated = tiny_batch()
+    batch = tiny_batch()
     with torch.no_grad():
-        best = agent.target_net(b_s_).max(1).values
-    got = agent.td_target(b_r, b_s_, b_terminated)[:, 0]
+        best = agent.target_net(batch.s_).max(1).values
+    got = agent.td_target(batch)[:, 0]
     assert got[0].item() == pytest.approx(1.0) and got[2].item() == pytest.approx(2.0)
     assert got[1].item() == pytest.approx(-0.5 + 0.9 * best[1].item())
     assert got[3].item() == pytest.approx(0.25 + 0.9 * best[3].item())
@@ -67,8 +68,8 @@ def test_terminal_flag_is_stored_per_row():
     s = np.zeros(4, np.float32)
     agent.store_transition(s, 0, 1.0, s, terminated=True)
     agent.store_transition(s + 1, 1, 0.0, s, terminated=False)
-    b_s, _, _, _, b_terminated = agent.sample_batch()
-    assert torch.equal(b_terminated[:, 0], (b_s[:, 0] == 0).float())
+    batch = agent.sample_batch()
+    assert torch.equal(batch.terminated[:, 0], (batch.s[:, 0] == 0).float())
 
 
 def test_grad_clip_bounds_the_gradient_norm():
@@ -105,6 +106,8 @@ def test_evaluate_is_greedy_and_deterministic_for_a_seed():
 
 def test_evaluate_uses_the_standard_500_step_task():
     class AlwaysBalances:  # push the cart the way the pole leans (and is falling)
+        n_states = 4  # reads the state, as dqn.DQN does
+
         def greedy_action(self, s):
             return int(s[2] + 0.5 * s[3] > 0)
 
@@ -184,12 +187,12 @@ def test_early_stop_and_no_early_stop(tmp_path):
 
 def test_a_pass_stops_early_only_once_fresh_episodes_confirm_it():
     from beyond.evaluation import confirm_seed, eval_seed
-    from beyond.hooks import TrainingHooks
+    from beyond.hooks import Evaluator
 
     args = parse_args(
         ["--quiet", "--seed", "4", "--eval-every", "100", "--early-stop", "475", "--confirm-episodes", "50"]
     )
-    hooks = TrainingHooks(dqn.DQN(4, 2), dqn.make_env(), args)
+    evaluator = Evaluator(dqn.DQN(4, 2), args)
     scripted = iter([480.0, 470.0, 300.0, 490.0, 476.0])  # pass, refuted; below; pass, confirmed
     asked = []
 
@@ -197,13 +200,12 @@ def test_a_pass_stops_early_only_once_fresh_episodes_confirm_it():
         asked.append((seed, episodes or args.eval_episodes))
         return dict(mean=next(scripted), std=0.0, min=0.0)
 
-    hooks.evaluate = scripted_evaluate
+    evaluator.evaluate = scripted_evaluate
     for env_steps in (100, 200):
-        hooks.run_eval(env_steps)
-        assert not hooks.stop and hooks.solved is None
-    assert hooks.unconfirmed == [(100, 480.0, 470.0)]
-    hooks.run_eval(300)
-    assert hooks.stop and hooks.solved[0]["mean"] == 490.0 and hooks.solved[0]["confirmed_mean"] == 476.0
+        assert not evaluator.run_eval(env_steps) and evaluator.solved is None
+    assert evaluator.unconfirmed == [(100, 480.0, 470.0)]
+    assert evaluator.run_eval(300)  # stops
+    assert evaluator.solved[0]["mean"] == 490.0 and evaluator.solved[0]["confirmed_mean"] == 476.0
     periodic = (eval_seed(4), args.eval_episodes)
     assert asked == [periodic, (confirm_seed(4, 0), 50), periodic, periodic, (confirm_seed(4, 1), 50)]
 

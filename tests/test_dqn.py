@@ -100,7 +100,7 @@ def test_hand_written_backprop_equals_autograd(huber):
     """learn() writes the chain rule out instead of calling loss.backward(): same gradients."""
     agent = filled_agent(huber=huber)
     agent.learn()  # move away from the initial weights
-    b_s, b_a, b_r, b_s_, _ = agent.sample_batch()
+    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
     with torch.no_grad():
         q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values
         hidden = torch.relu(agent.eval_net.fc[0](b_s))
@@ -126,7 +126,7 @@ def test_learn_is_the_blogs_update():
     optimizer = torch.optim.Adam(reference.parameters(), lr=agent.lr)
     optimizer.load_state_dict(copy.deepcopy(agent.optimizer.state_dict()))  # else they share moments
     state = agent.rng.bit_generator.state
-    b_s, b_a, b_r, b_s_, _ = agent.sample_batch()
+    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
     agent.rng.bit_generator.state = state  # learn() draws the same batch
     q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values.detach()
     loss = nn.MSELoss()(reference(b_s).gather(1, b_a), q_target)
@@ -143,11 +143,11 @@ def test_sampling_is_uniform_with_replacement_over_the_filled_rows():
     agent = dqn.DQN(4, 2, memory_capacity=50, batch_size=50, seed=1)
     for i in range(10):
         agent.store_transition(np.full(4, i, np.float32), 0, 0.0, np.zeros(4, np.float32))
-    seen = torch.cat([agent.sample_batch()[0][:, 0] for _ in range(200)])
+    seen = torch.cat([agent.sample_batch().s[:, 0] for _ in range(200)])
     counts = torch.bincount(seen.long(), minlength=10)
     assert len(counts) == 10  # never an empty (unfilled) row
     assert counts.min() > 800 and counts.max() < 1200  # 10,000 draws over 10 rows
-    first = agent.sample_batch()[0][:, 0]
+    first = agent.sample_batch().s[:, 0]
     assert len(set(first.tolist())) < len(first)  # with replacement: repeats within a batch
 
 
@@ -256,11 +256,11 @@ def test_greedy_action_follows_eval_net_as_it_learns_and_is_reloaded():
 
 @pytest.mark.parametrize("huber", [False, True])
 def test_update_weighs_each_sample_and_returns_the_td_errors(huber):
-    """update(weights=w) gives the gradients of mean(w * per-sample loss), as autograd computes them."""
+    """A batch with weights w gives the gradients of mean(w * per-sample loss), as autograd computes them."""
     agent = filled_agent(seed=2, huber=huber)
     agent.learn()
     batch = agent.sample_batch()
-    b_s, b_a, b_r, b_s_, _ = batch
+    b_s, b_a, b_r, b_s_ = batch[:4]
     weights = torch.linspace(0.1, 1.0, agent.batch_size)[:, None]
     reference = copy.deepcopy(agent.eval_net)
     with torch.no_grad():
@@ -269,7 +269,7 @@ def test_update_weighs_each_sample_and_returns_the_td_errors(huber):
     per_sample = nn.functional.smooth_l1_loss if huber else nn.functional.mse_loss
     expected = (weights * per_sample(q_eval, q_target, reduction="none")).mean()
     expected.backward()
-    loss, td_error = agent.update(*batch, weights=weights)
+    loss, td_error = agent.update(batch._replace(weights=weights))
     assert loss == pytest.approx(expected.item(), rel=1e-5)
     torch.testing.assert_close(td_error, (q_eval - q_target).detach())
     for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
@@ -278,12 +278,12 @@ def test_update_weighs_each_sample_and_returns_the_td_errors(huber):
 
 def test_a_per_sample_discount_replaces_gamma():
     agent = filled_agent(seed=4)
-    _, _, b_r, b_s_, _ = agent.sample_batch()
+    batch = agent.sample_batch()
     discount = torch.linspace(0.0, 0.99, agent.batch_size)[:, None]  # gamma^k for k-step returns, say
     with torch.no_grad():
-        best = agent.target_net(b_s_).max(1, keepdim=True).values
-        torch.testing.assert_close(agent.td_target(b_r, b_s_, None, discount), b_r + discount * best)
-        torch.testing.assert_close(agent.td_target(b_r, b_s_), b_r + agent.gamma * best)
+        best = agent.target_net(batch.s_).max(1, keepdim=True).values
+        torch.testing.assert_close(agent.td_target(batch._replace(discount=discount)), batch.r + discount * best)
+        torch.testing.assert_close(agent.td_target(batch), batch.r + agent.gamma * best)
 
 
 def test_train_tells_the_agent_how_each_episode_ended():

@@ -57,7 +57,7 @@ def test_n_step_rows_match_a_direct_sum_with_flushed_tails():
     for number, ((rewards, end), states) in enumerate(zip(episodes, played, strict=True)):
         for t in range(len(rewards)):
             expected, k, next_index = n_step_row(rewards, t, 3)
-            s, a, r, s_, terminated, discount = agent.batch_at(np.array([row]))
+            s, a, r, s_, terminated, discount = agent.batch_at(np.array([row]))[:6]
             assert r.item() == pytest.approx(expected, rel=1e-6), (number, t)
             assert discount.item() == pytest.approx(GAMMA**k, rel=1e-6), (number, t)
             torch.testing.assert_close(s_[0], torch.from_numpy(states[next_index]))
@@ -74,9 +74,10 @@ def test_n_step_target_is_the_return_plus_discounted_bootstrap():
     play_episode(agent, [1.0, 2.0, 3.0, 4.0], "terminated")
     play_episode(agent, [1.0, 1.0, 1.0, 1.0], "truncated", first_state=10)
     index = np.arange(agent.memory_counter)
-    _, _, b_r, b_s_, b_terminated, discount = agent.batch_at(index)
+    batch = agent.batch_at(index)
+    b_s_ = batch.s_
     with torch.no_grad():
-        target = agent.td_target(b_r, b_s_, b_terminated, discount)
+        target = agent.td_target(batch)
         best = agent.eval_net(b_s_).argmax(1, keepdim=True)
         bootstrap = agent.target_net(b_s_).gather(1, best)
     rewards = [1.0, 2.0, 3.0, 4.0]
@@ -114,7 +115,8 @@ def test_pixel_memory_keeps_the_frames_an_n_step_transition_needs():
     stacks = [np.stack(frames[t : t + FRAME_STACK]) for t in range(6)]
     for t in range(5):
         agent.store_transition(stacks[t], 0, 1.0, stacks[t + 1], terminated=t == 4)
-    b_s, _, b_r, b_s_, _, discount = agent.batch_at(np.arange(5))
+    batch = agent.batch_at(np.arange(5))
+    b_s, b_r, b_s_, discount = batch.s, batch.r, batch.s_, batch.discount
     for t in range(5):
         k = min(3, 5 - t)
         assert np.array_equal(b_s[t].numpy(), stacks[t]) and np.array_equal(b_s_[t].numpy(), stacks[t + k])
@@ -148,14 +150,14 @@ def assert_update_gradients_are_the_loss_gradients(agent, reference):
     batch = agent.sample_batch()
     weights = torch.linspace(0.2, 1.0, agent.batch_size)[:, None]
     reference.load_state_dict(agent.eval_net.state_dict())
-    b_s, b_a, b_r, b_s_, _ = batch
+    b_s, b_a = batch.s, batch.a
     with torch.no_grad():
-        q_target = agent.td_target(b_r, b_s_)
+        q_target = agent.td_target(batch)
     loss_fn = nn.functional.smooth_l1_loss if agent.huber else nn.functional.mse_loss
     loss = (loss_fn(reference(b_s).gather(1, b_a), q_target, reduction="none") * weights).mean()
     loss.backward()
     agent.optimizer.step = lambda: None  # keep the gradients to compare, not the step
-    got, td_error = agent.update(*batch, weights=weights)
+    got, td_error = agent.update(batch._replace(weights=weights))
     assert got == pytest.approx(loss.item(), rel=1e-5)
     assert td_error.shape == (agent.batch_size, 1)
     for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
@@ -231,8 +233,7 @@ def test_sampling_frequencies_follow_the_priorities():
     draws = 4000
     drawn = []
     for _ in range(draws):
-        agent.sample_batch()
-        drawn.append(agent.sampled_rows)
+        drawn.append(agent.sample_batch().rows)
     counts = np.bincount(np.concatenate(drawn), minlength=64)
     n = draws * 32
     p = priorities / priorities.sum()
@@ -246,24 +247,24 @@ def test_sampling_frequencies_follow_the_priorities():
 def test_importance_weights_are_the_formula_normalised_by_the_batch_max():
     agent = prioritized_agent(per_beta=0.5)
     agent.priorities[np.arange(40)] = np.arange(1, 41, dtype=float)
-    agent.sample_batch()
-    rows = agent.sampled_rows
-    prob = (rows + 1) / np.arange(1, 41).sum()
+    batch = agent.sample_batch()
+    prob = (batch.rows + 1) / np.arange(1, 41).sum()
     expected = (40 * prob) ** -0.5
-    np.testing.assert_allclose(agent.sampled_weights[:, 0].numpy(), expected / expected.max(), rtol=1e-6)
+    np.testing.assert_allclose(batch.weights[:, 0].numpy(), expected / expected.max(), rtol=1e-6)
 
 
 def test_priorities_follow_the_td_errors_after_a_learn_step():
     agent = prioritized_agent(per_alpha=0.7)
     state = agent.rng.bit_generator.state
-    agent.sample_batch()
-    rows = agent.sampled_rows.copy()
-    batch = agent.batch_at(rows)
+    batch = agent.sample_batch()
+    rows = batch.rows
     with torch.no_grad():
-        td = (agent.eval_net(batch[0]).gather(1, batch[1]) - agent.td_target(batch[2], batch[3])).numpy()[:, 0]
+        td = (agent.eval_net(batch.s).gather(1, batch.a) - agent.td_target(batch)).numpy()[:, 0]
     agent.rng.bit_generator.state = state
+    learned = []
+    agent.update = lambda batch: learned.append(batch) or type(agent).update(agent, batch)
     agent.learn()
-    assert np.array_equal(agent.sampled_rows, rows)
+    assert np.array_equal(learned[0].rows, rows)
     last = {row: i for i, row in enumerate(rows)}  # a row drawn twice keeps its last priority
     expected = [(abs(td[i]) + PRIORITY_EPSILON) ** 0.7 for i in last.values()]
     np.testing.assert_allclose(agent.priorities[list(last)], expected, rtol=1e-5)

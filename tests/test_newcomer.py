@@ -114,10 +114,8 @@ def test_the_docs_speak_of_the_program_not_of_how_it_was_made(page):
     assert not readme_links.stale_links(page.read_text(encoding="utf-8"))
 
 
-MODULES = ["dqn", "beyond.cli", "beyond.flags", "beyond.hooks", "beyond.evaluation", "beyond.files"]
-MODULES += ["beyond.watching", "beyond.pixels", "beyond.agents", "beyond.nstep", "beyond.dueling"]
-MODULES += ["beyond.prioritized", "beyond.sumtree", "beyond.values", "beyond.tensorboard", "beyond.resume"]
-MODULES += ["beyond.replay_ratio"]
+PACKAGE = sorted(path.stem for path in (ROOT / "beyond").glob("*.py") if path.stem != "__init__")
+MODULES = ["dqn", *(f"beyond.{name}" for name in PACKAGE)]
 
 
 @pytest.mark.parametrize("module_name", MODULES)

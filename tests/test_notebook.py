@@ -193,16 +193,16 @@ def test_no_chinese_page_puts_a_space_or_a_line_break_beside_full_width_punctuat
 
 
 def test_the_chinese_notebook_prints_and_draws_its_watching_in_chinese():
-    from beyond import watching
+    from beyond import overlay
     from beyond.chinese import DRAWN, PRINTED
 
-    assert set(PRINTED) | set(DRAWN) == set(watching.WORDS)
-    actions, gauges = watching.READOUTS["CartPole"]
+    assert set(PRINTED) | set(DRAWN) == set(overlay.WORDS)
+    actions, gauges = overlay.READOUTS["CartPole"]
     env = dqn.make_env("CartPole-v1", unwrapped=False)
     env.reset(seed=0)
     shown = [*actions, *(g.name for g in gauges(None, env.unwrapped))]
     assert all(name in DRAWN["names"] for name in shown)
-    for key, english in watching.WORDS.items():  # the same fields to fill in, in other words
+    for key, english in overlay.WORDS.items():  # the same fields to fill in, in other words
         chinese = {**PRINTED, **DRAWN}[key]
         if isinstance(english, str):
             assert sorted(re.findall(r"\{(\w+)", chinese)) == sorted(re.findall(r"\{(\w+)", english)), key

@@ -15,7 +15,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import dqn  # noqa: E402
 from beyond import pixels  # noqa: E402
 from beyond.cli import env_reward  # noqa: E402
-from beyond.flags import PRESETS, parse_args  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
+from beyond.flags import parse_args  # noqa: E402
 from beyond.pixels import (  # noqa: E402
     FRAME_SKIP,
     FRAME_STACK,
@@ -188,7 +189,7 @@ def test_memory_stores_and_returns_frames_unchanged(pixel_env):
         s = pixel_env.reset()[0] if terminated or truncated else s_
     agent.rng = np.random.default_rng(1)
     index = np.random.default_rng(1).integers(20, size=8)
-    b_s, b_a, b_r, b_s_, _ = agent.sample_batch()
+    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
     for row, i in enumerate(index):
         s, a, r, s_, _ = stored[i]
         assert b_s.dtype == torch.uint8 and (b_s[row].numpy() == s).all() and (b_s_[row].numpy() == s_).all()
@@ -285,7 +286,7 @@ def test_play_a_pixel_checkpoint(pixel_run, dqn_cli, tmp_path):
     assert "watch episode 1/1" in result.stdout and video.stat().st_size > 0
     import imageio.v2 as imageio
 
-    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT
+    from beyond.overlay import FRAMES_HEIGHT, PANEL_HEIGHT
 
     first = np.asarray(imageio.mimread(video, memtest=False)[0])  # the 300x200 screen, shown at 600x400
     assert first.shape[:2] == (400 + PANEL_HEIGHT + FRAMES_HEIGHT, 600)
@@ -329,7 +330,7 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
         s = rng.integers(0, 256, SHAPE, dtype=np.uint8)
         agent.store_transition(s, int(rng.integers(2)), float(rng.normal()), np.roll(s, 1, axis=0))
     batch = agent.sample_batch()
-    b_s, b_a, b_r, b_s_, _ = batch
+    b_s, b_a, b_r, b_s_ = batch[:4]
     weights = torch.linspace(0.2, 1.0, 8)[:, None]
     reference = conv_q_net(SHAPE, 2, hidden=agent.hidden)
     reference.load_state_dict(agent.eval_net.state_dict())
@@ -337,7 +338,7 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
         q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values
     q_eval = reference(b_s).gather(1, b_a)
     (weights * torch.nn.functional.smooth_l1_loss(q_eval, q_target, reduction="none")).mean().backward()
-    _, td_error = agent.update(*batch, weights=weights)
+    _, td_error = agent.update(batch._replace(weights=weights))
     torch.testing.assert_close(td_error, (q_eval - q_target).detach())
     for mine, autograd in zip(agent.eval_net.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(mine.grad, autograd.grad, rtol=1e-4, atol=1e-6)

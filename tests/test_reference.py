@@ -15,7 +15,8 @@ import reference_runs  # noqa: E402
 
 import dqn  # noqa: E402
 from beyond import cli, reference  # noqa: E402
-from beyond.flags import PRESETS, parse_args  # noqa: E402
+from beyond.config import PRESETS  # noqa: E402
+from beyond.flags import parse_args  # noqa: E402
 from beyond.reference import (  # noqa: E402
     NO_REFERENCE,
     add_reference_band,
@@ -70,14 +71,17 @@ def test_value_blow_up_is_an_estimate_far_above_the_truth_and_pulling_away():
 
 
 def test_never_learned_names_a_run_that_never_started_learning_and_one_stuck_at_random():
-    args = SimpleNamespace(learning_starts=None, memory_capacity=2000)
-    idle = SimpleNamespace(learn_step_counter=0)
+    args = SimpleNamespace(learning_starts=None, memory_capacity=2000, preset="blog", env="MountainCar-v0")
+    idle = SimpleNamespace(learn_step_counter=0, learning_starts=2000)
     records = [dict(env_steps=1500)]
     line = never_learned(records, idle, args, [], 475, 25)
     assert line.startswith("never learned: learning starts after 2,000 transitions and the run stopped at 1,500")
     learner = SimpleNamespace(learn_step_counter=10)
     stuck = never_learned(records, learner, args, [(1000, 20.0), (2000, 30.0)], 475, 25)
-    assert stuck.startswith("never learned: every greedy evaluation stayed near the random policy's 25")
+    assert stuck.startswith("never learned: every greedy evaluation stayed near the random policy's 25; ")
+    assert "--preset tuned --env MountainCar-v0 is measured to learn it" in stuck  # what to try
+    args.preset = "tuned"  # the preset itself: nothing to point at
+    assert "--preset" not in never_learned(records, learner, args, [(1000, 20.0), (2000, 30.0)], 475, 25)
     assert never_learned(records, learner, args, [(1000, 20.0), (2000, 200.0)], 475, 25) is None
 
 

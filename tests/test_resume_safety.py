@@ -233,8 +233,7 @@ AGENT_SETTINGS |= {"eval_weights"}  # numpy views of eval_net's weights, remade 
 
 
 def undeclared_agent_attributes(agent):
-    not_state = {name for cls in type(agent).__mro__ for name in cls.__dict__.get("NOT_RESUME_STATE", ())}
-    return set(vars(agent)) - set(agent_state_names(agent)) - AGENT_SETTINGS - not_state
+    return set(vars(agent)) - set(agent_state_names(agent)) - AGENT_SETTINGS
 
 
 AGENTS = [

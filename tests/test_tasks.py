@@ -176,9 +176,9 @@ def test_mountaincars_preset_bootstraps_from_the_time_limits_cut():
     records = dqn.train(agent, env, 1, args.max_episode_steps, REWARDS[args.reward], seed=0, log=None)
     assert records[-1]["steps"] == 200 and agent.memory_counter == 200  # cut by the time limit, not the flag
     assert agent.terminal_mask and not agent.memory_terminated[:200].any()
-    b_s, b_a, b_r, b_s_, b_terminated, *discount = agent.batch_at(np.array([199]))  # n-step rows have their own
-    discount = torch.as_tensor(discount[0] if discount else agent.gamma)
+    batch = agent.batch_at(np.array([199]))
+    discount = torch.as_tensor(agent.gamma if batch.discount is None else batch.discount)  # n-step rows have their own
     with torch.no_grad():
-        bootstrap = agent.target_net(b_s_).max(1, keepdim=True).values
+        bootstrap = agent.target_net(batch.s_).max(1, keepdim=True).values
         assert bootstrap.abs().item() > 0 and (discount > 0).all()
-        torch.testing.assert_close(agent.td_target(b_r, b_s_, b_terminated, discount), b_r + discount * bootstrap)
+        torch.testing.assert_close(agent.td_target(batch), batch.r + discount * bootstrap)

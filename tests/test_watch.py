@@ -104,7 +104,7 @@ def read_frames(path):
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_recorded_video_has_moving_frames(tmp_path, suffix):
     import dqn
-    from beyond.watching import ffmpeg_available, record_video
+    from beyond.video import ffmpeg_available, record_video
 
     agent = dqn.DQN(4, 2, seed=0)
     path = record_video(dqn.make_env(render_mode="rgb_array"), agent.greedy_action, 1, 0, tmp_path / f"clip{suffix}")
@@ -116,12 +116,12 @@ def test_recorded_video_has_moving_frames(tmp_path, suffix):
 
 def test_gif_when_ffmpeg_is_missing(tmp_path, monkeypatch):
     import dqn
-    from beyond import watching
+    from beyond import video
 
-    monkeypatch.setattr(watching, "ffmpeg_available", lambda: False)
+    monkeypatch.setattr(video, "ffmpeg_available", lambda: False)
     agent = dqn.DQN(4, 2, seed=0)
     env = dqn.make_env(render_mode="rgb_array")
-    path = watching.record_video(env, agent.greedy_action, 1, 0, tmp_path / "clip.mp4", log=lambda *_: None)
+    path = video.record_video(env, agent.greedy_action, 1, 0, tmp_path / "clip.mp4", log=lambda *_: None)
     assert path == tmp_path / "clip.gif" and path.stat().st_size > 0
 
 
@@ -155,7 +155,7 @@ def test_the_overlay_shows_the_agents_own_q_values_and_greedy_action():
     import torch
 
     import dqn
-    from beyond.watching import panel_values
+    from beyond.overlay import panel_values
 
     agent = dqn.DQN(4, 2, seed=1)
     env = dqn.make_env()
@@ -186,7 +186,7 @@ def test_the_overlay_shows_the_agents_own_q_values_and_greedy_action():
 )
 def test_each_task_gets_its_actions_names_and_its_own_readouts(env_id, names, gauges):
     import dqn
-    from beyond.watching import draw_panel, panel_values
+    from beyond.overlay import draw_panel, panel_values
 
     env = dqn.make_env(env_id, unwrapped=False, render_mode="rgb_array")
     s, _ = env.reset(seed=0)
@@ -200,7 +200,7 @@ def test_each_task_gets_its_actions_names_and_its_own_readouts(env_id, names, ga
 
 def test_the_acrobots_tip_height_is_the_height_the_env_judges():
     import dqn
-    from beyond.watching import panel_values
+    from beyond.overlay import panel_values
 
     env = dqn.make_env("Acrobot-v1", unwrapped=False)
     s, _ = env.reset(seed=0)
@@ -213,7 +213,7 @@ def test_the_acrobots_tip_height_is_the_height_the_env_judges():
 
 def test_an_env_without_readouts_gets_numbered_actions_and_no_gauges():
     import dqn
-    from beyond.watching import panel_values
+    from beyond.overlay import panel_values
 
     env = dqn.make_env("CliffWalking-v1", unwrapped=False)
     s, _ = env.reset(seed=0)
@@ -223,7 +223,7 @@ def test_an_env_without_readouts_gets_numbered_actions_and_no_gauges():
 
 def test_the_panel_is_drawn_below_the_picture_and_leaves_the_picture_alone():
     import dqn
-    from beyond.watching import PANEL_HEIGHT, draw_panel, panel_values
+    from beyond.overlay import PANEL_HEIGHT, draw_panel, panel_values
 
     agent, env = dqn.DQN(4, 2, seed=0), dqn.make_env(render_mode="rgb_array")
     s, _ = env.reset(seed=0)
@@ -237,7 +237,7 @@ def test_the_panel_is_drawn_below_the_picture_and_leaves_the_picture_alone():
 
 def test_a_pixel_agents_panel_shows_the_frames_it_sees():
     from beyond import pixels
-    from beyond.watching import FRAMES_HEIGHT, PANEL_HEIGHT, draw_panel, panel_values
+    from beyond.overlay import FRAMES_HEIGHT, PANEL_HEIGHT, draw_panel, panel_values
 
     env = pixels.make_env("CartPole-v1", unwrapped=False)
     s, _ = env.reset(seed=0)
@@ -251,7 +251,7 @@ def test_a_pixel_agents_panel_shows_the_frames_it_sees():
 
 
 class CollectedVideo:
-    """Stands in for watching.VideoFile: keeps the frames instead of encoding them."""
+    """Stands in for video.VideoFile: keeps the frames instead of encoding them."""
 
     frames = []
 
@@ -270,17 +270,20 @@ class CollectedVideo:
         return False
 
 
-@pytest.mark.parametrize("overlay", [True, False])
-def test_no_overlay_records_the_envs_own_frames_and_the_overlay_adds_only_its_panel(tmp_path, monkeypatch, overlay):
+@pytest.mark.parametrize("with_overlay", [True, False])
+def test_no_overlay_records_the_envs_own_frames_and_the_overlay_adds_only_its_panel(
+    tmp_path, monkeypatch, with_overlay
+):
     import dqn
-    from beyond import watching
+    from beyond import overlay, video, watching
     from beyond.evaluation import eval_seed
     from beyond.flags import parse_args
 
-    monkeypatch.setattr(watching, "VideoFile", CollectedVideo)
+    monkeypatch.setattr(video, "VideoFile", CollectedVideo)
     CollectedVideo.frames = []
     agent = dqn.DQN(4, 2, seed=0)
-    flags = ["--watch", "1", "--video", str(tmp_path / "a.mp4"), "--seed", "3"] + ([] if overlay else ["--no-overlay"])
+    flags = ["--watch", "1", "--video", str(tmp_path / "a.mp4"), "--seed", "3"]
+    flags += [] if with_overlay else ["--no-overlay"]
     watching.watch(agent, parse_args(flags), tmp_path, "CartPole-v0", "shaped", "test")
     env = dqn.make_env(render_mode="rgb_array")  # the same episode, replayed on the env itself
     s, _ = env.reset(seed=eval_seed(3))
@@ -290,7 +293,7 @@ def test_no_overlay_records_the_envs_own_frames_and_the_overlay_adds_only_its_pa
         expected.append(env.render())
     assert len(CollectedVideo.frames) >= 5
     for got, bare in zip(CollectedVideo.frames, expected, strict=True):
-        assert got.shape[0] == bare.shape[0] + (watching.PANEL_HEIGHT if overlay else 0)
+        assert got.shape[0] == bare.shape[0] + (overlay.PANEL_HEIGHT if with_overlay else 0)
         np.testing.assert_array_equal(got[: bare.shape[0]], bare)
 
 
@@ -323,7 +326,7 @@ def test_learning_video_has_one_captioned_part_per_snapshot(tmp_path_factory):
     frames = read_frames(video)
     shown = 32 + 400 + 120  # the caption, the picture and the panel
     if video.suffix == ".mp4":  # then blank rows, up to a 16-pixel block, where a player's controls go
-        from beyond.watching import PLAYER_MARGIN
+        from beyond.video import PLAYER_MARGIN
 
         assert frames[0].shape[:2] == (640, 608) and frames[0].shape[0] - shown >= PLAYER_MARGIN
         assert frames[0][shown + 2 :].min() > 240  # white (the codec blurs the edge a little)
@@ -352,7 +355,8 @@ def test_no_learning_video_with_snapshots_0_or_watch_0_and_the_metrics_never_cha
 WINDOW_PROBE = """
 import pygame
 import dqn
-from beyond.watching import QValueOverlay, watch_in_window
+from beyond.overlay import QValueOverlay
+from beyond.video import watch_in_window
 
 agent = dqn.DQN(4, 2, seed=0)
 seen = []
@@ -386,7 +390,7 @@ def test_the_window_shows_the_overlay_and_says_what_is_playing(x_display):
 def test_three_readouts_fit_in_the_panel():
     """LunarLander's three gauges: nothing of the last one is cut off at the panel's bottom edge."""
     import dqn
-    from beyond.watching import draw_panel, panel_values
+    from beyond.overlay import draw_panel, panel_values
 
     env = dqn.make_env("LunarLander-v3", unwrapped=False, render_mode="rgb_array")
     s, _ = env.reset(seed=0)
@@ -394,3 +398,23 @@ def test_three_readouts_fit_in_the_panel():
     drawn = draw_panel(env.render(), values)
     env.close()
     assert len(values["gauges"]) == 3 and (drawn[-4:] == 255).all()  # the bottom rows are the panel's white margin
+
+
+def test_the_learning_video_and_the_snapshot_curve_leave_the_agents_weights_as_they_were(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    import dqn
+    from beyond.hooks import copy_weights
+    from beyond.reference import snapshot_curve
+    from beyond.video import record_learning_video
+
+    agent, other = dqn.DQN(4, 2, seed=0), dqn.DQN(4, 2, seed=1)
+    before = copy_weights(agent.eval_net)
+    moments = [dict(env_steps=100, episode=1, weights=copy_weights(other.eval_net))]
+    record_learning_video(agent, moments, "CartPole-v1", 0, tmp_path / "learning.gif", log=lambda *_: None)
+    curve = snapshot_curve(agent, moments, SimpleNamespace(eval_env="CartPole-v1", seed=0))
+    assert len(curve) == 1 and (tmp_path / "learning.gif").stat().st_size > 0
+    for name, weights in agent.eval_net.state_dict().items():
+        assert torch.equal(weights, before[name]) and not torch.equal(weights, moments[0]["weights"][name])
