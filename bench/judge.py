@@ -61,7 +61,7 @@ def protocol_flags(flags, seed, budget, value_estimates=False, task=CARTPOLE):
         *("--env", task.env_id, "--reward", "env"),
         *flags,
         *cadence,
-        "--no-early-stop",  # JudgedHooks stop
+        "--no-early-stop",  # JudgedEvaluator stops
         *("--max-env-steps", budget, "--episodes", 10**9, "--seed", seed),
         *("--no-keep-best", "--watch", "0", "--snapshots", "0", "--quiet", "--no-show"),
         "--value-estimates" if value_estimates else "--no-value-estimates",

@@ -27,7 +27,7 @@ class PrioritizedReplay:
 
     def __init__(self, *args, per_alpha, per_beta, **overrides):
         self.per_alpha, self.per_beta = per_alpha, per_beta
-        self.beta = per_beta  # now; TrainingHooks raises it towards 1
+        self.beta = per_beta  # now; hooks.Schedules raises it towards 1
         super().__init__(*args, **overrides)
         self.priorities = SumTree(self.memory_capacity)
         self.max_priority = 1.0
