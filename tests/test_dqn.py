@@ -54,7 +54,7 @@ def test_q_net_shape_and_init():
     assert 0.09 < std < 0.11  # N(0, 0.1), not PyTorch's default uniform init (std ~0.29 here)
 
 
-def test_ring_buffer_wraps_and_keeps_row_layout():
+def test_ring_buffer_wraps_and_gives_back_each_transition_as_stored():
     agent = dqn.DQN(4, 2, memory_capacity=3)
     for i in range(5):
         s = np.full(4, i, dtype=np.float32)
@@ -62,7 +62,9 @@ def test_ring_buffer_wraps_and_keeps_row_layout():
     assert agent.memory_counter == 5
     # rows 0 and 1 were overwritten by transitions 3 and 4; row 2 still holds transition 2
     for row, i in [(0, 3), (1, 4), (2, 2)]:
-        np.testing.assert_array_equal(agent.memory[row], [i] * 4 + [i % 2, 10.0 + i] + [i + 0.5] * 4)
+        batch = agent.batch_at(np.array([row]))
+        assert batch.s.tolist() == [[i] * 4] and batch.s_.tolist() == [[i + 0.5] * 4]
+        assert batch.a.tolist() == [[i % 2]] and batch.a.dtype == torch.int64 and batch.r.tolist() == [[10.0 + i]]
 
 
 def test_target_net_syncs_every_target_replace_iter_learn_steps():
