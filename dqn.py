@@ -17,7 +17,7 @@ import os
 import sys
 import time
 import warnings
-from typing import NamedTuple
+from collections import namedtuple
 
 import gymnasium as gym
 import numpy as np
@@ -98,20 +98,9 @@ class q_net(nn.Module):
 
 
 # %% DQN --------------------------------------------------------------------------------
-class Batch(NamedTuple):
-    """Transitions drawn from memory, as tensors by name: what update() learns from.
-
-    The blog's memory fills the first five; an extension fills the field it adds.
-    """
-
-    s: torch.Tensor
-    a: torch.Tensor  # int64, one column: gather's index
-    r: torch.Tensor
-    s_: torch.Tensor
-    terminated: torch.Tensor | None = None  # with --terminal-mask
-    discount: torch.Tensor | None = None  # per row, in place of gamma (n-step returns: gamma^k)
-    weights: torch.Tensor | None = None  # per row, on its share of the loss (prioritized replay)
-    rows: np.ndarray | None = None  # the memory rows drawn (prioritized replay updates their priorities)
+# What update() learns from, by name: the blog's memory fills s, a, r, s_ (terminated with
+# --terminal-mask); n-step returns add each row's discount, prioritized replay its weights and rows.
+Batch = namedtuple("Batch", "s a r s_ terminated discount weights rows", defaults=(None,) * 5)
 
 
 # eval_net learns every step; target_net is a copy that lags target_replace_iter
@@ -205,10 +194,7 @@ class DQN:
         )
 
     def td_target(self, batch):
-        """r + gamma * max_a' Q_target(s_, a'): the value that Q(s, a) is pulled towards.
-
-        The batch's discount, when it has one, replaces gamma row by row (gamma^k for k-step returns).
-        """
+        """r + gamma * max_a' Q_target(s_, a'), which Q(s, a) is pulled towards (a batch's discount replaces gamma)."""
         q_next = self.target_net(batch.s_)
         if self.double:  # Double DQN: eval_net picks a', target_net values it
             q_next = q_next.gather(1, self.eval_net(batch.s_).argmax(1, keepdim=True))
@@ -227,11 +213,7 @@ class DQN:
         return loss
 
     def update(self, batch):
-        """Pull Q(s, a) towards the TD target by one Adam step; return the loss and TD errors.
-
-        The batch's weights, where it has them, scale each row's share of the loss
-        (prioritized replay); without them every row counts alike, as in the blog.
-        """
+        """Pull Q(s, a) towards the TD target by one Adam step; return the loss and TD errors."""
         # Gradients are written out by hand below, so autograd's bookkeeping is switched off.
         with torch.inference_mode():
             q_target = self.td_target(batch)
@@ -244,7 +226,7 @@ class DQN:
                 d_q = td_error.clamp(-1, 1) / self.batch_size
             else:  # the blog's MSE: loss = mean(td_error^2), so dloss/dQ = 2 td_error / batch
                 losses, d_q = td_error.square(), td_error * (2 / self.batch_size)
-            if batch.weights is not None:  # each row's share of the loss scaled by its weight
+            if batch.weights is not None:  # prioritized replay: each row's share of the loss scaled by its weight
                 losses, d_q = losses * batch.weights, d_q * batch.weights
             loss = losses.mean()
             self.eval_net.backprop(batch.s, hidden, batch.a, d_q)  # what loss.backward() would do
