@@ -173,7 +173,7 @@ def save(run_dir, args, agent, records, evals, moments, placed=(None, None)):
     paths = [
         save_metrics(records, evals, run_dir / "metrics.csv"),
         save_evals(evals, run_dir / "evals.csv"),
-        save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records)),
+        save_checkpoint(agent, run_dir / "model.pt", args, len(records)),
     ]
     figure = add_value_panel(labelled_for(dqn.plot(records, evals), args), evals) if records else None
     if figure and moments:

@@ -18,14 +18,16 @@ import torch
 import dqn
 from beyond import UsageError
 from beyond.agents import make_agent
-from beyond.config import EXTENSION_DEFAULTS, SETTINGS
-from beyond.flags import check_range, setting_value
+from beyond.config import EXTENSION_DEFAULTS, SETTINGS, names
+from beyond.flags import check_range, checked_settings, file_settings, setting_value
 from beyond.limits import net_parameters
 from beyond.pixels import FRAME_STACK, PREPROCESSING_VERSION, frame_shape, reads_pixels
 from beyond.statefile import StateError, load_data, open_regular_file
 from beyond.tasks import EnvIdError, check_env_id
 
-CHECKPOINT_FORMAT = "dqn-cartpole-checkpoint/1"
+CHECKPOINT_FORMAT = "dqn-cartpole-checkpoint/2"
+FIRST_FORMAT = "dqn-cartpole-checkpoint/1"  # before checkpoints kept their run's settings: the net's as fields
+FORMATS = (CHECKPOINT_FORMAT, FIRST_FORMAT)
 RESUME_TAG_START = b"dqn-cartpole-resume/"  # what a resume file's first line starts with
 UMASK = os.umask(0o22)  # the only way to read the umask is to set it: put it back at once
 os.umask(UMASK)
@@ -97,24 +99,15 @@ def save_metrics(records, evals, path):
 
 # Checkpoints: plain tensors and numbers only, loaded with weights_only=True so that a
 # file from anywhere can never run code while it is read.
-def save_checkpoint(agent, path, env_id, reward, seed, episodes):
-    """Write the eval-net weights and what it takes to rebuild them."""
+def save_checkpoint(agent, path, args, episodes):
+    """Write the eval-net weights, the run's settings (flags.file_settings) and the shape of what the net reads."""
     meta = dict(
         format=CHECKPOINT_FORMAT,
-        env_id=env_id,
-        reward=reward,
+        settings=file_settings(args),
         n_states=agent.n_states,
         n_actions=agent.n_actions,
-        hidden=agent.hidden,
-        extensions=getattr(agent, "extensions", {}),
         preprocessing=PREPROCESSING_VERSION if reads_pixels(agent.n_states) else None,
-        seed=seed,
         episodes=episodes,
-        hyperparameters={
-            k: v
-            for k, v in vars(agent).items()
-            if isinstance(v, (int, float, bool, type(None))) and not k.startswith("_")
-        },
         versions=dict(torch=str(torch.__version__), gymnasium=str(gymnasium.__version__), numpy=str(numpy.__version__)),
     )
     with atomic_path(path) as tmp:
@@ -129,7 +122,8 @@ def is_size(value):
 
 CHECKPOINT_LIMIT = 64 * 2**20  # bytes: a pixel agent's model.pt is about 1 MB
 META_FIELDS = {  # what a checkpoint's meta may hold, each value's test (a saved agent's, or one of an older version)
-    "format": lambda v: v == CHECKPOINT_FORMAT,
+    "format": lambda v: v in FORMATS,
+    "settings": lambda v: isinstance(v, dict),
     "env_id": lambda v: isinstance(v, str),
     "reward": lambda v: v in ("shaped", "env"),
     "n_states": lambda v: is_size(v) or (isinstance(v, (list, tuple)) and len(v) == 3 and all(map(is_size, v))),
@@ -142,7 +136,11 @@ META_FIELDS = {  # what a checkpoint's meta may hold, each value's test (a saved
     "hyperparameters": lambda v: isinstance(v, dict),
     "versions": lambda v: isinstance(v, dict),
 }
-REQUIRED_META = ("format", "env_id", "reward", "n_states", "n_actions", "hidden")
+FROM_SETTINGS = ("env_id", "reward", "hidden", "seed", "extensions")  # a first-format checkpoint's own fields
+REQUIRED_META = {
+    CHECKPOINT_FORMAT: ("format", "settings", "n_states", "n_actions"),
+    FIRST_FORMAT: ("format", "env_id", "reward", "n_states", "n_actions", "hidden"),
+}
 
 
 def check_extensions(extensions, path):
@@ -162,7 +160,11 @@ def check_extensions(extensions, path):
 
 
 def agent_for(meta, device="cpu"):
-    """A fresh agent of a checkpoint's kind, size and extensions: PixelDQN for images, else the blog's DQN."""
+    """A fresh agent of a checkpoint's kind, size and extensions: PixelDQN for images, else the blog's DQN.
+
+    A checkpoint that keeps its run's settings gets the agent the run built, except that
+    --play never learns: it keeps one replay row, whatever the run kept.
+    """
     pixels = reads_pixels(meta["n_states"])
     version = meta.get("preprocessing") or 1  # checkpoints from before the field were made for version 1
     if pixels and version != PREPROCESSING_VERSION:
@@ -171,8 +173,12 @@ def agent_for(meta, device="cpu"):
             f"dqn.py makes version {PREPROCESSING_VERSION}: its net would see a different picture"
         )
     shape = tuple(meta["n_states"]) if pixels else meta["n_states"]
-    extensions = meta.get("extensions", {})  # absent from checkpoints saved before the extensions
-    return make_agent(shape, meta["n_actions"], None, pixels, device, hidden=meta["hidden"], **extensions)
+    if "settings" in meta:
+        settings = {name: meta["settings"][name] for name in names("agent")}
+        settings.update(memory_capacity=1, learning_starts=None, batch_size=1)
+    else:
+        settings = dict(hidden=meta["hidden"], **meta.get("extensions", {}))  # absent from the first checkpoints
+    return make_agent(shape, meta["n_actions"], None, pixels, device, **settings)
 
 
 def load_checkpoint(path, make_agent=agent_for):
@@ -194,8 +200,9 @@ def load_checkpoint(path, make_agent=agent_for):
     except StateError as e:
         raise UsageError(f"--play: {path} is not a readable dqn.py checkpoint ({e})") from None
     meta = data.get("meta") if isinstance(data, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or "eval_net" not in data:
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS or "eval_net" not in data:
         raise UsageError(f"--play: {path} is not a dqn.py checkpoint")
+    meta = spelled_out(meta, path)
     check_meta(meta, data["eval_net"], path)
     try:
         agent = make_agent(meta)
@@ -208,10 +215,32 @@ def load_checkpoint(path, make_agent=agent_for):
     return agent, meta
 
 
+def spelled_out(meta, path):
+    """The meta with its settings checked as a flag's and the net's fields spelled out from them, as the
+    first format held them; a first-format meta as it is."""
+    first = meta["format"] == FIRST_FORMAT
+    if first:  # the fields of one format only
+        wrong = ["settings"] if "settings" in meta else []
+    else:
+        wrong = [name for name in (*FROM_SETTINGS, "hyperparameters") if name in meta]
+        wrong += [] if "settings" in meta else ["settings"]
+    if wrong:
+        raise UsageError(f"--play: {path} is damaged: its meta.{wrong[0]} is not what this program saves")
+    if first:
+        return meta
+    try:
+        settings = checked_settings(meta["settings"])
+    except UsageError as e:
+        raise UsageError(f"--play: {path} is damaged: meta.settings: {e}") from None
+    extensions = {name: settings[name] for name in EXTENSION_DEFAULTS}
+    net = dict(env_id=settings["env"], reward=settings["reward"], hidden=settings["hidden"], seed=settings["seed"])
+    return {**meta, **net, "settings": settings, "extensions": extensions}
+
+
 def check_meta(meta, weights, path):
     """The checkpoint's metadata: known fields of the right kinds, a known env, and the size of its weights."""
     unknown = set(meta) - set(META_FIELDS)
-    wrong = [name for name in REQUIRED_META if name not in meta] + sorted(unknown)
+    wrong = [name for name in REQUIRED_META[meta["format"]] if name not in meta] + sorted(unknown)
     wrong += [name for name, value in meta.items() if name in META_FIELDS and not META_FIELDS[name](value)]
     if wrong:
         raise UsageError(f"--play: {path} is damaged: its meta.{wrong[0]} is not what this program saves")
@@ -221,6 +250,8 @@ def check_meta(meta, weights, path):
         raise UsageError(f"--play: {path} names env {e}") from None
     check_extensions(meta.get("extensions", {}), path)
     pixels = reads_pixels(meta["n_states"])
+    if "settings" in meta and meta["settings"]["pixels"] != pixels:
+        raise UsageError(f"--play: {path} is damaged: its meta.settings say --pixels {'is not' if pixels else 'is'} on")
     if pixels and list(meta["n_states"]) != [FRAME_STACK, *frame_shape()]:
         raise UsageError(f"--play: {path} expects screens of shape {meta['n_states']}, not this program's")
     if not isinstance(weights, dict) or any(

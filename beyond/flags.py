@@ -100,6 +100,12 @@ def settings_from_file(values):
     The outputs are the defaults (no file names a path to write), and the env must be one
     of tasks.KNOWN_ENVS. Raises UsageError naming the setting.
     """
+    defaults = vars(build_parser().parse_args([]))
+    return validate_args(argparse.Namespace(**{**defaults, **checked_settings(values)}))
+
+
+def checked_settings(values):
+    """A file's settings, each of its flag's kind, choices and range, the env a known one: a dict by name."""
     kept = {setting.name for setting in FILE_SETTINGS}
     if isinstance(values, dict):  # a file from before a setting existed ran at its default
         values = {**config.SETTINGS_ADDED_SINCE, **values}
@@ -107,12 +113,13 @@ def settings_from_file(values):
         differ = sorted(map(str, set(values) ^ kept))[:5] if isinstance(values, dict) else type(values).__name__
         raise UsageError(f"its settings are not this program's (differing: {differ})")
     parsed = {name: setting_value(config.SETTINGS[name], value) for name, value in values.items()}
+    for name, value in parsed.items():
+        check_range(config.SETTINGS[name], value)
     try:
         check_env_id(parsed["env"], from_file=True)
     except EnvIdError as e:
         raise UsageError(f"--env: {e}") from None
-    defaults = vars(build_parser().parse_args([]))
-    return validate_args(argparse.Namespace(**{**defaults, **parsed}))
+    return parsed
 
 
 def setting_value(setting, value):

@@ -120,3 +120,21 @@ def assert_one_line_error(result, *needles):
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def first_format(data):
+    """A checkpoint as the program saved it before checkpoints kept their run's settings."""
+    from beyond.config import EXTENSION_DEFAULTS
+
+    meta = data["meta"]
+    settings = meta.pop("settings")
+    meta.update(
+        format="dqn-cartpole-checkpoint/1",
+        env_id=settings["env"],
+        reward=settings["reward"],
+        hidden=settings["hidden"],
+        seed=settings["seed"],
+        extensions={name: settings[name] for name in EXTENSION_DEFAULTS},
+        hyperparameters=dict(lr=settings["lr"], gamma=settings["gamma"]),  # a record that loading never read
+    )
+    return data

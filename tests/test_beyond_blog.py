@@ -155,7 +155,7 @@ def test_flags_run_end_to_end_and_repeat_bit_for_bit(tmp_path):
     assert eps == sorted(eps) and eps[0] < 0.5 and eps[-1] == pytest.approx(0.95)
     assert sum(1 for r in a if r["eval_mean"]) >= 2  # periodic evals, plus the final one
     meta = torch.load(tmp_path / "runs" / "a" / "model.pt", weights_only=True)["meta"]
-    assert meta["env_id"] == "CartPole-v1" and meta["hidden"] == 32
+    assert meta["settings"]["env"] == "CartPole-v1" and meta["settings"]["hidden"] == 32
 
 
 def test_preset_sets_defaults_and_explicit_flags_win():

@@ -12,11 +12,12 @@ import torch
 import dqn  # noqa: E402 (conftest puts the repo root on the path)
 from beyond import UsageError  # noqa: E402
 from beyond.cli import build  # noqa: E402
-from beyond.flags import parse_args  # noqa: E402
+from beyond.flags import file_settings, parse_args  # noqa: E402
 from conftest import (
     SHORT,
     assert_one_line_error,
     finished_run,
+    first_format,
     read_metrics,
     run_dqn,
     start_dqn,
@@ -191,10 +192,11 @@ def checkpoint(short_run):
 
 def test_checkpoint_holds_weights_and_metadata(checkpoint):
     data = torch.load(checkpoint, weights_only=True)
-    meta = data["meta"]
-    assert meta["env_id"] == "CartPole-v0" and meta["n_states"] == 4 and meta["n_actions"] == 2
-    assert meta["seed"] == 0 and meta["episodes"] == 25 and meta["hidden"] == 50
-    assert meta["hyperparameters"]["lr"] == 0.01 and "torch" in meta["versions"]
+    meta, settings = data["meta"], data["meta"]["settings"]
+    assert settings["env"] == "CartPole-v0" and meta["n_states"] == 4 and meta["n_actions"] == 2
+    assert settings["seed"] == 0 and meta["episodes"] == 25 and settings["hidden"] == 50
+    assert settings["lr"] == 0.01 and "torch" in meta["versions"]
+    assert settings == file_settings(parse_args([*SHORT, "--watch", "1"]))
     assert set(data["eval_net"]) == {"fc.0.weight", "fc.0.bias", "fc.2.weight", "fc.2.bias"}
 
 
@@ -207,7 +209,7 @@ def test_save_load_gives_the_same_greedy_actions(checkpoint, tmp_path):
     data = torch.load(checkpoint, weights_only=True)
     original = dqn.DQN(4, 2, epsilon=1.0)
     original.eval_net.load_state_dict(data["eval_net"])
-    save_checkpoint(original, tmp_path / "again.pt", "CartPole-v0", "shaped", 0, 25)
+    save_checkpoint(original, tmp_path / "again.pt", parse_args(["--env", "CartPole-v0"]), 25)
     loaded, meta = load_checkpoint(tmp_path / "again.pt", lambda m: dqn.DQN(4, 2, epsilon=1.0))
     states = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
     assert [original.choose_action(s) for s in states] == [loaded.choose_action(s) for s in states]
@@ -262,13 +264,34 @@ def test_broken_checkpoints_are_refused(dqn_cli, checkpoint, tmp_path):
 
 def test_wrong_network_shape_is_refused(dqn_cli, checkpoint, tmp_path):
     data = torch.load(checkpoint, weights_only=True)
-    data["meta"]["hidden"] = 64  # the weights inside are still 50 wide
+    data["meta"]["settings"]["hidden"] = 64  # the weights inside are still 50 wide
     bad = tmp_path / "shape.pt"
     torch.save(data, bad)
     assert_one_line_error(dqn_cli("--play", bad), "does not fit")
-    data["meta"]["hidden"], data["meta"]["n_states"] = 50, 6  # CartPole has 4 state variables
+    data["meta"]["settings"]["hidden"], data["meta"]["n_states"] = 50, 6  # CartPole has 4 state variables
     torch.save(data, bad)
     assert_one_line_error(dqn_cli("--play", bad), "--play")
+
+
+def test_a_checkpoint_builds_the_agent_its_run_trained(checkpoint):
+    from beyond.files import load_checkpoint
+
+    agent, meta = load_checkpoint(checkpoint)
+    run = parse_args([*SHORT, "--watch", "1"])
+    assert meta["env_id"] == run.env and meta["reward"] == run.reward
+    for name in ["lr", "gamma", "epsilon", "hidden", "target_replace_iter", "double", "huber", "train_every"]:
+        assert getattr(agent, name) == getattr(run, name), name
+    assert agent.memory_capacity == 1  # --play never learns: no replay memory of the run's size
+
+
+def test_a_checkpoint_saved_before_settings_were_kept_still_plays(dqn_cli, checkpoint, tmp_path):
+    from beyond.files import load_checkpoint
+
+    torch.save(first_format(torch.load(checkpoint, weights_only=True)), tmp_path / "first.pt")
+    agent, meta = load_checkpoint(tmp_path / "first.pt")
+    assert meta["env_id"] == "CartPole-v0" and agent.hidden == 50 and agent.lr == dqn.hyperparameters["lr"]
+    out = dqn_cli("--play", tmp_path / "first.pt", "--watch", "1", "--video", tmp_path / "first.gif")
+    assert out.returncode == 0 and (tmp_path / "first.gif").stat().st_size > 0, out.stderr[-2000:]
 
 
 # ---- interruption and blow-ups --------------------------------------------------------------

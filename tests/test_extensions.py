@@ -7,6 +7,7 @@ import torch.nn as nn
 
 import dqn
 from beyond.agents import agent_class, make_agent
+from beyond.config import EXTENSION_DEFAULTS
 from beyond.deep import deep_q_net
 from beyond.dueling import DuelingHead, dueling_q_net
 from beyond.hooks import linear_schedule
@@ -312,7 +313,8 @@ def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = tmp_path / "runs" / "ext"
     checkpoint = torch.load(run_dir / "model.pt", weights_only=True)
-    assert checkpoint["meta"]["extensions"] == dict(
+    settings = checkpoint["meta"]["settings"]
+    assert {name: settings[name] for name in EXTENSION_DEFAULTS} == dict(
         n_step=3,
         dueling=True,
         prioritized=True,
@@ -374,7 +376,7 @@ def test_the_replay_ratio_flag_reaches_the_agent_and_its_checkpoint(dqn_cli, tmp
     result = dqn_cli(*SHORT, "--replay-ratio", "3", "--watch", "0", "--snapshots", "0", "--run-name", "rr")
     assert result.returncode == 0, result.stderr[-2000:]
     meta = torch.load(tmp_path / "runs" / "rr" / "model.pt", weights_only=True)["meta"]
-    assert meta["extensions"]["replay_ratio"] == 3
+    assert meta["settings"]["replay_ratio"] == 3
     summary = [line for line in result.stdout.splitlines() if line.startswith("trained ")][0]
     learn_steps = int(summary.split(" learn steps")[0].split()[-1])
     assert learn_steps % 3 == 0 and learn_steps > 0
@@ -427,7 +429,7 @@ def test_the_hidden_layers_flag_reaches_the_checkpoint_and_plays_back(dqn_cli, t
     assert result.returncode == 0, result.stderr[-2000:]
     model = tmp_path / "runs" / "deep" / "model.pt"
     checkpoint = torch.load(model, weights_only=True)
-    assert checkpoint["meta"]["extensions"]["hidden_layers"] == 2
+    assert checkpoint["meta"]["settings"]["hidden_layers"] == 2
     assert sum(t.numel() for t in checkpoint["eval_net"].values()) == 4 * 50 + 50 + 50 * 50 + 50 + 50 * 2 + 2
     played = dqn_cli("--play", model, "--watch", "1", "--video", tmp_path / "played.gif")
     assert played.returncode == 0, played.stderr[-2000:]

@@ -3,6 +3,7 @@
 import csv
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -275,7 +276,7 @@ def test_short_pixel_run_learns_and_writes_its_artifacts(pixel_run):
     assert math.isfinite(float(final["q_estimate"])) and math.isfinite(float(final["true_return"]))
     assert float(final["true_return"]) != 0
     meta = torch.load(run_dir / "model.pt", weights_only=True)["meta"]
-    assert tuple(meta["n_states"]) == SHAPE and meta["env_id"] == "CartPole-v1"
+    assert tuple(meta["n_states"]) == SHAPE and meta["settings"]["env"] == "CartPole-v1" and meta["settings"]["pixels"]
 
 
 def test_play_a_pixel_checkpoint(pixel_run, dqn_cli, tmp_path):
@@ -366,18 +367,22 @@ def test_a_checkpoint_for_another_preprocessing_is_refused(pixel_run, dqn_cli, t
 
 def test_a_track_strip_checkpoint_plays_on_a_screen_with_the_strip(tmp_path):
     from beyond.agents import make_agent
+    from beyond.config import names
     from beyond.files import load_checkpoint, save_checkpoint
+    from beyond.flags import parse_args
 
-    agent = make_agent(SHAPE, 2, seed=0, pixels=True, track_strip=True, memory_capacity=10)
-    path = save_checkpoint(agent, tmp_path / "strip.pt", "CartPole-v1", "env", 0, 1)
-    loaded, _ = load_checkpoint(path)
+    def saved(*flags):
+        args = parse_args(["--pixels", "--memory-capacity", "64", "--learning-starts", "64", *flags])
+        agent = make_agent(SHAPE, 2, 0, True, **{name: getattr(args, name) for name in names("agent")})
+        return save_checkpoint(agent, tmp_path / "model.pt", args, 1)
+
+    loaded, _ = load_checkpoint(saved("--track-strip"))
     env = pixels.env_maker(loaded)("CartPole-v1", unwrapped=False)
     assert loaded.track_strip and env.track_strip
     s, _ = env.reset(seed=0)
     assert (s[-1] == preprocess(env.unwrapped.render(), track_strip=True)).all()
     env.close()
-    plain = make_agent(SHAPE, 2, seed=0, pixels=True, memory_capacity=10)
-    loaded, _ = load_checkpoint(save_checkpoint(plain, tmp_path / "plain.pt", "CartPole-v1", "env", 0, 1))
+    loaded, _ = load_checkpoint(saved("--no-track-strip"))  # the pixels preset has the strip
     assert not loaded.track_strip and not pixels.env_maker(loaded)("CartPole-v1", unwrapped=False).track_strip
 
 
@@ -394,3 +399,13 @@ def test_gymnasiums_env_checker_passes_on_the_pixel_env():
     assert env.spec.additional_wrappers[-1].name == "PixelObservation"
     unexpected = [str(w.message) for w in caught if "different from the unwrapped" not in str(w.message)]
     assert not unexpected
+
+
+def test_a_committed_checkpoint_of_the_first_format_still_loads():
+    """bench/results keeps model.pt files saved before checkpoints kept their run's settings."""
+    from beyond.files import FIRST_FORMAT, load_checkpoint
+
+    model = Path(__file__).resolve().parent.parent / "bench/results/pixel_protocol/track-nstep3/seed100/model.pt"
+    agent, meta = load_checkpoint(model)
+    assert meta["format"] == FIRST_FORMAT and "settings" not in meta
+    assert agent.n_step == 3 and agent.track_strip and agent.n_states == SHAPE

@@ -33,7 +33,7 @@ from beyond.flags import parse_args
 from beyond.hooks import TrainingHooks
 from beyond.resume import RESUME_FILE, RESUME_FORMAT, save_resume_state
 from beyond.statefile import KIND, read_state, write_state
-from conftest import ROOT, assert_one_line_error, headless_env, run_dqn
+from conftest import ROOT, assert_one_line_error, first_format, headless_env, run_dqn
 
 FLAGS = ["--memory-capacity", "60", "--seed", "0", "--watch", "1", "--quiet", "--no-show", "--eval-every", "50"]
 FLAGS += ["--eval-episodes", "1", "--n-step", "3", "--prioritized", "--max-env-steps", "120", "--snapshots", "2"]
@@ -52,7 +52,7 @@ def stopped_run(tmp_path_factory):
     hooks = TrainingHooks(agent, env, args, log=None)
     records = dqn.train(agent, env, args.episodes, args.max_episode_steps, dqn.shaped_reward, 0, None, hooks)
     assert hooks.snapshots and save_resume_state(run_dir / RESUME_FILE, args, agent, env, hooks, records)
-    save_checkpoint(agent, run_dir / "model.pt", args.env, args.reward, args.seed, len(records))
+    save_checkpoint(agent, run_dir / "model.pt", args, len(records))
     return run_dir
 
 
@@ -197,9 +197,9 @@ def test_an_env_id_in_a_checkpoint_imports_nothing(stopped_run, tmp_path, env_id
     (run_dir / "payload.py").write_text(PAYLOAD)
     data = torch.load(stopped_run / "model.pt", weights_only=True)
     if env_id is None:
-        del data["meta"]["env_id"]
+        del data["meta"]["settings"]["env"]
     else:
-        data["meta"]["env_id"] = env_id
+        data["meta"]["settings"]["env"] = env_id
     torch.save(data, run_dir / "model.pt")
     result = run_dqn("--play", run_dir / "model.pt", cwd=tmp_path)
     assert_one_line_error(result, "--play")
@@ -285,7 +285,7 @@ def test_huge_settings_are_refused_before_the_nets_and_memory_are_built(stopped_
 
 def test_a_checkpoint_whose_size_does_not_fit_its_weights_builds_nothing(stopped_run, tmp_path):
     data = torch.load(stopped_run / "model.pt", weights_only=True)
-    data["meta"]["hidden"] = 50_000_000
+    data["meta"]["settings"]["hidden"] = 50_000_000
     torch.save(data, tmp_path / "model.pt")
     refused_in_child(tmp_path / "model.pt", tmp_path, "hidden size 50000000", flag="--play")
 
@@ -458,16 +458,36 @@ def test_header_fields_of_the_wrong_kind_are_one_line(stopped_run, tmp_path, fie
     refused(run_dir)
 
 
+def settings_of(data):
+    """Where a checkpoint keeps the settings that build its net: meta.settings, or in the first format meta itself."""
+    meta = data["meta"]
+    return meta.get("settings", meta)
+
+
+def extensions_of(data):
+    """Where a checkpoint keeps its extensions: meta.settings, or in the first format meta.extensions."""
+    meta = data["meta"]
+    return meta.get("settings", meta.get("extensions"))
+
+
+def the_other_formats_field(data):
+    """A field of the other format: a meta holds its own format's fields only."""
+    meta = data["meta"]
+    meta.update(env_id="CartPole-v1") if "settings" in meta else meta.update(settings={})
+
+
+@pytest.mark.parametrize("saved_by", ["this program", "the first format"])
 @pytest.mark.parametrize(
     "change",
     [
         lambda d: d["eval_net"].update({"fc.0.weight": d["eval_net"]["fc.0.weight"].fill_(math.nan)}),
         lambda d: d["eval_net"].update({"fc.0.weight": torch.zeros(1, 4).expand(*d["eval_net"]["fc.0.weight"].shape)}),
-        lambda d: d["meta"].update(hidden="50"),
-        lambda d: d["meta"].update(extensions=dict(n_step=10**9)),
-        lambda d: d["meta"].update(extensions=dict(dueling="yes")),
+        lambda d: settings_of(d).update(hidden="50"),
+        lambda d: extensions_of(d).update(n_step=10**9),
+        lambda d: extensions_of(d).update(dueling="yes"),
         lambda d: d["meta"].update(n_states=(4, 10**9, 10**9)),
         lambda d: d["meta"].update(unknown=1),
+        the_other_formats_field,
     ],
     ids=[
         "NaN weights",
@@ -477,10 +497,15 @@ def test_header_fields_of_the_wrong_kind_are_one_line(stopped_run, tmp_path, fie
         "dueling a string",
         "huge screens",
         "an unknown field",
+        "the other format's fields",
     ],
 )
-def test_a_checkpoint_of_the_wrong_kind_is_one_line(stopped_run, tmp_path, change):
+def test_a_checkpoint_of_the_wrong_kind_is_one_line(stopped_run, tmp_path, change, saved_by):
     data = torch.load(stopped_run / "model.pt", weights_only=True)
+    if saved_by == "the first format":
+        first_format(data)
+    torch.save(data, tmp_path / "intact.pt")
+    load_checkpoint(tmp_path / "intact.pt")  # loads before the change
     change(data)
     torch.save(data, tmp_path / "model.pt")
     with pytest.raises(UsageError) as error:
@@ -650,9 +675,12 @@ def checkpoint_outcome(path):
     return one_line_or(lambda: load_checkpoint(path), "--play: ", "loaded")
 
 
+@pytest.mark.parametrize("saved_by", ["this program", "the first format"])
 @given(data=st.data())
-def test_any_checkpoint_field_changed_any_way_is_one_line_or_an_agent(stopped_run, tmp_path_factory, data):
+def test_any_checkpoint_field_changed_any_way_is_one_line_or_an_agent(stopped_run, tmp_path_factory, data, saved_by):
     checkpoint = torch.load(stopped_run / "model.pt", weights_only=True)
+    if saved_by == "the first format":
+        first_format(checkpoint)
     path = data.draw(st.sampled_from([p for p, _ in sites(checkpoint) if p]), label="field")
     old = checkpoint
     for key in path:
@@ -668,7 +696,7 @@ def test_any_checkpoint_field_changed_any_way_is_one_line_or_an_agent(stopped_ru
 
 def test_the_checkpoint_fuzzing_reaches_both_outcomes(stopped_run, tmp_path):
     checkpoint = torch.load(stopped_run / "model.pt", weights_only=True)
-    checkpoint["meta"]["seed"] = 7  # a record, not used to build the agent
+    checkpoint["meta"]["settings"]["seed"] = 7  # a record, not used to build the agent
     torch.save(checkpoint, tmp_path / "harmless.pt")
     checkpoint["meta"]["n_actions"] = 3
     torch.save(checkpoint, tmp_path / "bad.pt")
@@ -676,11 +704,14 @@ def test_the_checkpoint_fuzzing_reaches_both_outcomes(stopped_run, tmp_path):
     assert checkpoint_outcome(tmp_path / "bad.pt") == "refused"
 
 
+@pytest.mark.parametrize("saved_by", ["this program", "the first format"])
 @pytest.mark.parametrize("field, value", [("n_actions", 23_526_535), ("hidden", 10**8)])
 def test_a_checkpoint_whose_meta_describes_a_larger_net_than_its_weights_builds_nothing(
-    stopped_run, tmp_path, field, value
+    stopped_run, tmp_path, field, value, saved_by
 ):
     data = torch.load(stopped_run / "model.pt", weights_only=True)
-    data["meta"][field] = value
+    if saved_by == "the first format":
+        first_format(data)
+    (data["meta"] if field == "n_actions" else settings_of(data))[field] = value
     torch.save(data, tmp_path / "model.pt")
     refused_in_child(tmp_path / "model.pt", tmp_path, "does not fit its network", flag="--play")
