@@ -37,8 +37,7 @@ hyperparameters = dict(
     gamma=0.9,
     target_replace_iter=100,  # copy eval_net into target_net every this many learn steps
     memory_capacity=2000,
-    # Beyond the blog (the fixes the README lists under "Going further"); these defaults
-    # keep the blog's behaviour.
+    # Beyond the blog (the fixes the README lists under "Going further"); these defaults keep the blog's behaviour.
     hidden=50,
     learning_starts=None,  # learn once more than this many transitions were stored; None = memory_capacity
     train_every=1,  # one learn() per this many env steps
@@ -49,9 +48,8 @@ hyperparameters = dict(
 )
 
 # %% Environment ------------------------------------------------------------------------
-# CartPole through gymnasium (gym's maintained successor), unwrapped as in
-# the blog. Unwrapped means no 200-step time limit, so the pole can stay up forever once
-# the agent is good: train() caps every episode at max_episode_steps for that reason.
+# CartPole through gymnasium (gym's maintained successor), unwrapped as in the blog. Unwrapped means no
+# 200-step time limit, so the pole can stay up forever once the agent is good: train() caps every episode.
 ENV_ID = "CartPole-v0"
 MAX_EPISODE_STEPS = 10_000
 
@@ -71,11 +69,7 @@ class q_net(nn.Module):
 
     def __init__(self, n_states, n_actions, hidden=50):
         super().__init__()
-        self.fc = nn.Sequential(
-            nn.Linear(n_states, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, n_actions),
-        )
+        self.fc = nn.Sequential(nn.Linear(n_states, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
         nn.init.normal_(self.fc[0].weight, std=0.1)
         nn.init.normal_(self.fc[2].weight, std=0.1)
 
@@ -84,12 +78,8 @@ class q_net(nn.Module):
         return self.fc(x)
 
     def backprop(self, x, hidden, action, d_q):
-        """Set every weight's .grad from dloss/dQ(s, a): the chain rule, layer by layer.
-
-        This is what loss.backward() computes (tests/ check they agree). Written out, it
-        skips autograd's graph bookkeeping, which is most of a learn step's time for a
-        net this small.
-        """
+        """Set every weight's .grad from dloss/dQ(s, a) by the chain rule, as loss.backward() would (tests/ check);
+        without autograd's graph bookkeeping, which is most of a learn step's time for a net this small."""
         first, second = self.fc[0], self.fc[2]
         d_out = torch.zeros(len(x), second.out_features).scatter_(1, action, d_q)  # only Q(s, a) is in the loss
         second.weight.grad, second.bias.grad = d_out.T @ hidden, d_out.sum(0)
@@ -97,21 +87,63 @@ class q_net(nn.Module):
         first.weight.grad, first.bias.grad = d_hidden.T @ x, d_hidden.sum(0)
 
 
+# %% Replay memory ----------------------------------------------------------------------
+# What update() learns from, by name: the blog's memory fills s, a, r, s_ and terminated;
+# n-step returns add each row's discount, prioritized replay its weights and rows.
+Batch = namedtuple("Batch", "s a r s_ terminated discount weights rows", defaults=(None,) * 3)
+
+
+# Rows drawn at random from many past episodes, not the last steps in order: consecutive ones are alike.
+class ReplayMemory:
+    """The blog's ring buffer: one float32 row [s, a, r, s_] per transition, the oldest overwritten."""
+
+    def __init__(self, capacity, n_states):
+        self.capacity, self.n_states = capacity, n_states
+        self.counter = 0  # transitions stored so far
+        self.rows = self.make_rows()
+        self.terminated = np.zeros((capacity, 1), dtype=np.float32)  # for --terminal-mask
+
+    def make_rows(self):
+        # float32 like the observations and the net: a sampled batch goes to torch without a copy
+        return np.zeros((self.capacity, self.n_states * 2 + 2), dtype=np.float32)
+
+    def store(self, s, a, r, s_, terminated=False, truncated=False):
+        """Write the transition over the oldest row (terminated, truncated: see DQN.store_transition)."""
+        self.write(self.counter % self.capacity, s, a, r, s_, terminated)
+        self.counter += 1
+
+    def write(self, index, s, a, r, s_, terminated):
+        """Put one transition into row index."""
+        row, n = self.rows[index], self.n_states
+        row[:n], row[n], row[n + 1], row[n + 2 :] = s, a, r, s_
+        self.terminated[index] = terminated
+
+    def sample(self, batch_size, rng):
+        """batch_size rows drawn uniformly with replacement, as a Batch."""
+        return self.batch_at(rng.integers(min(self.counter, self.capacity), size=batch_size))
+
+    def batch_at(self, index):
+        """Rows index as a Batch."""
+        b_memory, n = self.rows[index], self.n_states  # numpy indexing: cheaper than torch's
+        return Batch(
+            torch.from_numpy(b_memory[:, :n]),
+            torch.from_numpy(b_memory[:, n : n + 1].astype(np.int64)),
+            torch.from_numpy(b_memory[:, n + 1 : n + 2]),
+            torch.from_numpy(b_memory[:, n + 2 :]),
+            torch.from_numpy(self.terminated[index]),
+        )
+
+
 # %% DQN --------------------------------------------------------------------------------
-# What update() learns from, by name: the blog's memory fills s, a, r, s_ (terminated with
-# --terminal-mask); n-step returns add each row's discount, prioritized replay its weights and rows.
-Batch = namedtuple("Batch", "s a r s_ terminated discount weights rows", defaults=(None,) * 5)
-
-
-# eval_net learns every step; target_net is a copy that lags target_replace_iter
-# learn steps behind. Bootstrapping from a frozen copy keeps the regression target from
-# moving with every update, which is what makes the Q-learning update stable enough.
+# eval_net learns every step; target_net is a copy that lags target_replace_iter learn steps behind. Bootstrapping
+# from a frozen copy keeps the target from moving with every update, which makes Q-learning stable enough.
 class DQN:
     """The blog's agent: replay memory, eval and target nets, Adam on an MSE loss.
 
-    A subclass changes the network (make_net), the memory (make_memory, store_transition,
-    write_row, batch_at), which rows are drawn (sample_batch) or the update itself (update).
+    A subclass changes the network (make_net), the memory (make_memory) or the update itself (update).
     """
+
+    memory_class = ReplayMemory  # beyond/agents.py mixes an extension's part of the memory into it
 
     def __init__(self, n_states, n_actions, seed=None, **overrides):
         unknown = set(overrides) - set(hyperparameters)
@@ -124,13 +156,10 @@ class DQN:
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
         if seed is not None:
             torch.manual_seed(seed)  # the nets' initial weights
-
         self.eval_net, self.target_net = self.make_net(), self.make_net()
         self.target_net.load_state_dict(self.eval_net.state_dict())
         self.learn_step_counter = 0
-        self.memory_counter = 0
         self.memory = self.make_memory()
-        self.memory_terminated = np.zeros((self.memory_capacity, 1), dtype=np.float32)  # for --terminal-mask
         # fused=True runs Adam's whole update in one kernel instead of ~10 small ops.
         self.optimizer = torch.optim.Adam(self.eval_net.parameters(), lr=self.lr, fused=True)
 
@@ -138,10 +167,9 @@ class DQN:
         """A fresh q_net; called twice, for eval_net and target_net."""
         return q_net(self.n_states, self.n_actions, self.hidden)
 
-    def make_memory(self):
-        """One row per transition: [s, a, r, s_]."""
-        # float32 like the observations and the net: a sampled batch goes to torch without a copy
-        return np.zeros((self.memory_capacity, self.n_states * 2 + 2), dtype=np.float32)
+    def make_memory(self, **options):
+        """The replay memory; options: what an extension's part of it takes."""
+        return self.memory_class(self.memory_capacity, self.n_states, **options)
 
     def choose_action(self, s):
         """Greedy (argmax Q) with probability epsilon, else a uniform random action."""
@@ -151,8 +179,7 @@ class DQN:
 
     def greedy_action(self, s):
         """argmax_a Q(s, a) by eval_net, as a plain int (what gymnasium's step() expects)."""
-        # q_net.forward for one state, in numpy: for a single state, torch's per-call cost
-        # would dominate.
+        # q_net.forward for one state, in numpy: for a single state, torch's per-call cost would dominate
         w1, b1, w2, b2 = self.eval_weights
         return int(np.argmax(w2 @ np.maximum(w1 @ s + b1, 0) + b2))
 
@@ -162,36 +189,12 @@ class DQN:
         return [p.detach().numpy() for p in self.eval_net.parameters()]
 
     def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
-        """Write [s, a, r, s_] into the ring buffer, overwriting the oldest row.
+        """Remember the transition in the replay memory.
 
         terminated: the episode ended at s_, so s_ has no future (--terminal-mask uses it).
         truncated: the episode was cut off at s_ (a time limit); it ends but s_ has a future.
         """
-        self.write_row(self.memory_counter % self.memory_capacity, s, a, r, s_, terminated)
-        self.memory_counter += 1
-
-    def write_row(self, index, s, a, r, s_, terminated):
-        """Put one transition into memory row index."""
-        row, n = self.memory[index], self.n_states
-        row[:n], row[n], row[n + 1], row[n + 2 :] = s, a, r, s_
-        self.memory_terminated[index] = terminated
-
-    def sample_batch(self):
-        """batch_size rows drawn uniformly with replacement."""
-        index = self.rng.integers(min(self.memory_counter, self.memory_capacity), size=self.batch_size)
-        return self.batch_at(index)
-
-    def batch_at(self, index):
-        """Memory rows index as a Batch (terminated only with --terminal-mask)."""
-        b_memory, n = self.memory[index], self.n_states  # numpy indexing: cheaper than torch's
-        terminated = torch.from_numpy(self.memory_terminated[index]) if self.terminal_mask else None
-        return Batch(
-            torch.from_numpy(b_memory[:, :n]),
-            torch.from_numpy(b_memory[:, n : n + 1].astype(np.int64)),
-            torch.from_numpy(b_memory[:, n + 1 : n + 2]),
-            torch.from_numpy(b_memory[:, n + 2 :]),
-            terminated,
-        )
+        self.memory.store(s, a, r, s_, terminated, truncated)
 
     def td_target(self, batch):
         """r + gamma * max_a' Q_target(s_, a'), which Q(s, a) is pulled towards (a batch's discount replaces gamma)."""
@@ -209,7 +212,7 @@ class DQN:
         if self.learn_step_counter % self.target_replace_iter == 0:
             self.target_net.load_state_dict(self.eval_net.state_dict())
         self.learn_step_counter += 1
-        loss, _ = self.update(self.sample_batch())
+        loss, _ = self.update(self.memory.sample(self.batch_size, self.rng))
         return loss
 
     def update(self, batch):
@@ -237,9 +240,8 @@ class DQN:
 
 
 # %% Shaped reward ----------------------------------------------------------------------
-# CartPole pays +1 every step whether the pole is nearly falling or not.
-# The blog instead pays for keeping the cart near the centre (r1) and the pole upright
-# (r2), a denser signal that tells the agent which of two surviving states is better.
+# CartPole pays +1 every step whether the pole is nearly falling or not. The blog instead pays for keeping the
+# cart near the centre (r1) and the pole upright (r2): which of two surviving states is better, a denser signal.
 def shaped_reward(env, s_, env_reward=None):
     """The blog's r1 + r2 from the next state; env_reward is ignored."""
     x, x_dot, theta, theta_dot = s_
@@ -288,7 +290,7 @@ def train(
             agent.store_transition(s, a, r, s_, terminated, truncated or step == max_episode_steps)
             reward += r
             env_steps += info.get("frames", 1)  # an env that holds each action for k frames says so
-            if agent.memory_counter > agent.learning_starts and agent.memory_counter % agent.train_every == 0:
+            if agent.memory.counter > agent.learning_starts and agent.memory.counter % agent.train_every == 0:
                 loss_sum += agent.learn()
                 learn_steps += 1
             if terminated or truncated or hooks.stop:
@@ -320,8 +322,7 @@ class Hooks:
 
 
 # %% Plot -------------------------------------------------------------------------------
-# The blog plots the episode rewards; the steps panel shows how long the pole
-# stayed up, which is easier to read than the shaped reward.
+# The blog plots the episode rewards; the steps panel shows how long the pole stayed up, easier to read.
 def plot(records, evals=()):
     """The reward and steps of each episode (and greedy evals), as a matplotlib figure."""
     import matplotlib

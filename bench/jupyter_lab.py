@@ -37,6 +37,12 @@ class Lab:
     folder: Path
 
 
+def cell_index(notebook, text):
+    """The index of the first cell of the notebook at path notebook whose source holds text."""
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    return next(i for i, cell in enumerate(cells) if text in "".join(cell["source"]))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

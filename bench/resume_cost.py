@@ -29,10 +29,10 @@ from beyond.resume import load_resume_state, restore, save_resume_state  # noqa:
 
 def fill(agent, rng):
     """Every array of the agent's memory filled, as after more transitions than it holds."""
-    memories = [agent.memory] + ([agent.memory_frames.frames] if hasattr(agent, "memory_frames") else [])
+    memories = [agent.memory.rows] + ([agent.memory.frames] if hasattr(agent.memory, "frames") else [])
     for memory in memories:
         memory[...] = rng.integers(0, 255, size=memory.shape) if memory.dtype == np.uint8 else rng.random(memory.shape)
-    agent.memory_counter = agent.memory_capacity
+    agent.memory.counter = agent.memory_capacity
     return sum(m.nbytes for m in memories)
 
 

@@ -134,7 +134,7 @@ def breakdown(seed=0, repeats=2000):
     env = dqn.make_env()
     agent = dqn.DQN(4, 2, seed=seed)
     s, _ = env.reset(seed=seed)
-    while agent.memory_counter <= agent.memory_capacity:
+    while agent.memory.counter <= agent.memory_capacity:
         a = agent.choose_action(s)
         s_, r, terminated, _, _ = env.step(a)
         agent.store_transition(s, a, dqn.shaped_reward(env, s_), s_, terminated)
@@ -160,12 +160,12 @@ def breakdown(seed=0, repeats=2000):
         "env step": timed(env_step),
         "shaped reward": timed(lambda: dqn.shaped_reward(env, state)),
         "storing (store_transition)": timed(lambda: agent.store_transition(state, 1, 0.5, state)),
-        "sampling (sample_batch)": timed(agent.sample_batch),
+        "sampling (memory.sample)": timed(lambda: agent.memory.sample(agent.batch_size, agent.rng)),
         "optimizer (Adam step)": timed(agent.optimizer.step),
         "target sync / 100": timed(lambda: agent.target_net.load_state_dict(agent.eval_net.state_dict())) / 100,
     }
     parts["forward/backward (rest of learn)"] = learn - sum(
-        parts[k] for k in ["sampling (sample_batch)", "optimizer (Adam step)", "target sync / 100"]
+        parts[k] for k in ["sampling (memory.sample)", "optimizer (Adam step)", "target sync / 100"]
     )
     return parts
 

@@ -2,7 +2,9 @@
 
 The extensions are mixins (beyond/nstep.py, beyond/dueling.py, beyond/prioritized.py,
 beyond/replay_ratio.py, beyond/deep.py), each overriding a few of dqn.DQN's methods and calling super()
-for the rest, so that any subset of them stacks on either base agent.
+for the rest, so that any subset of them stacks on either base agent. An extension that changes the
+replay memory (n-step returns, prioritized replay) names its own mixin for it, memory_mixin, which is
+mixed into the base agent's memory_class the same way.
 """
 
 import dqn
@@ -29,8 +31,18 @@ def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay
     mixins = [mixin for mixin, on in chosen if on]
     if not mixins:
         return base
-    name = "".join(m.__name__ for m in mixins) + base.__name__
-    return type(name, (*mixins, base), {})
+    return type(named(mixins, base), (*mixins, base), {"memory_class": memory_class(mixins, base.memory_class)})
+
+
+def memory_class(mixins, base):
+    """base (the agent's replay memory) with the memory mixins of the agent's mixins, in their order."""
+    memory_mixins = [mixin.memory_mixin for mixin in mixins if hasattr(mixin, "memory_mixin")]
+    return type(named(memory_mixins, base), (*memory_mixins, base), {}) if memory_mixins else base
+
+
+def named(mixins, base):
+    """A mixed class's name: its parts' names, in order."""
+    return "".join(m.__name__ for m in mixins) + base.__name__
 
 
 def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settings):

@@ -114,8 +114,8 @@ class NotebookProgress(Snapshots):
         """The display as it is now: the memory filling up, or learning."""
         agent, words = self.agent, self.labels
         needed = agent.learning_starts + 1
-        if agent.memory_counter < needed:
-            filled = agent.memory_counter
+        if agent.memory.counter < needed:
+            filled = agent.memory.counter
             text = words["filling"].format(filled=filled, needed=needed)
             return f'<progress value="{filled}" max="{needed}" style="width: 20em"></progress> {text}'
         rate = self.env_steps / max(time.perf_counter() - self.start, 1e-9)
@@ -165,7 +165,7 @@ class Schedules:
         if self.epsilon is not None:
             agent.epsilon = self.epsilon(env_steps)
         if self.beta is not None:
-            agent.beta = self.beta(env_steps)
+            agent.memory.beta = self.beta(env_steps)
 
 
 class Progress:
@@ -361,7 +361,7 @@ class TrainingHooks(Snapshots):
         owners = self.owners()
         for name, value in state.items():
             setattr(owners[name], name, value)
-        if self.agent.memory_counter > self.agent.learning_starts:
+        if self.agent.memory.counter > self.agent.learning_starts:
             self.progress.close()
 
     @contextlib.contextmanager

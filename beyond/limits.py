@@ -49,7 +49,7 @@ def net_parameters(obs_shape, n_actions, hidden, pixels, dueling, hidden_layers=
 def memory_bytes(args, obs_shape, n_actions):
     """About how many bytes a run with these settings holds at most: its replay memory, nets and copies."""
     rows = args.memory_capacity
-    if args.pixels:  # FrameMemory: uint8 frames, FRAME_STACK + 1 a row (+ FRAME_STACK with n-step)
+    if args.pixels:  # FrameReplayMemory: uint8 frames, FRAME_STACK + 1 a row (+ FRAME_STACK with n-step)
         frames = FRAME_STACK + (1 if args.n_step == 1 else FRAME_STACK)
         row = frames * obs_shape[1] * obs_shape[2] + 3 * 4
     else:  # [s, a, r, s_] and the terminated flag, float32

@@ -18,31 +18,45 @@ import numpy as np
 import torch
 
 
-class NStepReturns:
-    """Mixin for dqn.DQN or PixelDQN: rows hold n-step returns, each with its own discount gamma^k."""
+class NStepRows:
+    """Mixin for a replay memory: rows hold n-step returns, each with its own discount gamma^k, which batches carry."""
 
-    RESUME_STATE = ("memory_discount", "open_rows")  # what --resume saves beyond the base agent's
+    RESUME_STATE = ("discount", "open_rows")  # what --resume saves beyond the blog's memory
+    next_state_shifts_one_frame = False  # a row's s_ lies up to n steps on
 
-    def __init__(self, *args, n_step, **overrides):
-        self.n_step = n_step
-        super().__init__(*args, **overrides)
-        self.memory_discount = np.full((self.memory_capacity, 1), self.gamma, dtype=np.float32)
+    def __init__(self, capacity, n_states, *, gamma, n_step, **options):
+        self.gamma, self.n_step = gamma, n_step
+        super().__init__(capacity, n_states, **options)
+        self.discount = np.full((capacity, 1), gamma, dtype=np.float32)
         self.open_rows = []  # [row, s, a, return so far, rewards summed] of the rows still collecting rewards
 
-    def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
+    def store(self, s, a, r, s_, terminated=False, truncated=False):
         """Open a row for this step; add r to every open row and move its s_ on to this s_."""
-        self.open_rows.append([self.memory_counter % self.memory_capacity, s, a, 0.0, 0])
+        self.open_rows.append([self.counter % self.capacity, s, a, 0.0, 0])
         for row in self.open_rows:
             index, row_s, row_a, total, k = row
             row[3], row[4] = total + self.gamma**k * r, k + 1
-            self.write_row(index, row_s, row_a, row[3], s_, terminated)
-            self.memory_discount[index] = self.gamma ** row[4]
-        self.memory_counter += 1
+            self.write(index, row_s, row_a, row[3], s_, terminated)
+            self.discount[index] = self.gamma ** row[4]
+        self.counter += 1
         if terminated or truncated:  # the episode is over: its rows sum what rewards it had
             self.open_rows = []
         else:
             self.open_rows = [row for row in self.open_rows if row[4] < self.n_step]
 
     def batch_at(self, index):
-        """The base agent's batch, with each row's discount gamma^k for the target."""
-        return super().batch_at(index)._replace(discount=torch.from_numpy(self.memory_discount[index]))
+        """The memory's batch, with each row's discount gamma^k for the target."""
+        return super().batch_at(index)._replace(discount=torch.from_numpy(self.discount[index]))
+
+
+class NStepReturns:
+    """Mixin for dqn.DQN or PixelDQN: learn from n-step returns, kept in its memory's NStepRows."""
+
+    memory_mixin = NStepRows  # beyond/agents.py mixes it into the agent's memory_class
+
+    def __init__(self, *args, n_step, **overrides):
+        self.n_step = n_step
+        super().__init__(*args, **overrides)
+
+    def make_memory(self, **options):
+        return super().make_memory(gamma=self.gamma, n_step=self.n_step, **options)

@@ -190,70 +190,62 @@ class conv_q_net(nn.Module):
         return self.fc(self.conv(x.float() / 255))
 
 
-class FrameMemory:
-    """The replay memory's frames, uint8: row i holds s (the first frames) and s_ (the last).
+class FrameReplayMemory(dqn.ReplayMemory):
+    """The replay memory of frame stacks: [a, r] rows beside uint8 frames, s a row's first frames and s_ its last.
 
     For a one-step transition s_ is s shifted by one frame, so a row needs just one frame
-    more than s. An n-step transition's s_ lies further on: new_frames=frames keeps all of it.
+    more than s. A memory whose s_ lies further on (beyond/nstep.py's) keeps all of s_.
     """
 
-    RESUME_STATE = ("frames",)
+    RESUME_STATE = ("frames",)  # what --resume saves beyond the blog's memory
+    next_state_shifts_one_frame = True  # beyond/nstep.py's rows say False
 
-    def __init__(self, capacity, shape, new_frames=1):
-        frames, height, width = shape
-        self.n_frames, self.new_frames = frames, new_frames
-        self.frames = np.zeros((capacity, frames + new_frames, height, width), dtype=np.uint8)
+    def __init__(self, capacity, shape, **options):
+        super().__init__(capacity, tuple(shape), **options)
+        frames, height, width = self.n_states
+        self.new_frames = 1 if self.next_state_shifts_one_frame else frames
+        self.frames = np.zeros((capacity, frames + self.new_frames, height, width), dtype=np.uint8)
 
-    def store(self, index, s, s_):
-        """Write transition index's frames: all of s, then the frames s_ adds."""
-        self.frames[index, : self.n_frames] = s
-        self.frames[index, self.n_frames :] = s_[-self.new_frames :]
+    def make_rows(self):
+        return np.zeros((self.capacity, 2), dtype=np.float32)
 
-    def sample(self, index):
-        """Batches of s and s_ as uint8 tensors (conv_q_net scales them)."""
-        rows = self.frames[index]
-        return torch.from_numpy(rows[:, : self.n_frames]), torch.from_numpy(rows[:, -self.n_frames :])
+    def write(self, index, s, a, r, s_, terminated):
+        """Write s and the frames s_ adds to the frames, [a, r] to row index."""
+        n_frames = self.n_states[0]
+        self.frames[index, :n_frames], self.frames[index, n_frames:] = s, s_[-self.new_frames :]
+        self.rows[index] = a, r
+        self.terminated[index] = terminated
+
+    def batch_at(self, index):
+        """Rows index as a dqn.Batch, s and s_ as uint8 frames (conv_q_net scales them)."""
+        frames, rows, n_frames = self.frames[index], self.rows[index], self.n_states[0]
+        return dqn.Batch(
+            torch.from_numpy(frames[:, :n_frames]),
+            torch.from_numpy(rows[:, :1].astype(np.int64)),
+            torch.from_numpy(rows[:, 1:]),
+            torch.from_numpy(frames[:, -n_frames:]),
+            torch.from_numpy(self.terminated[index]),
+        )
 
 
 class PixelDQN(dqn.DQN):
-    """The blog's DQN on a stack of screens: conv_q_net, a FrameMemory, and autograd."""
+    """The blog's DQN on a stack of screens: conv_q_net, a FrameReplayMemory, and autograd."""
 
-    n_step = 1  # beyond/nstep.py sets more: then a row's s_ is not s shifted by one frame
-    RESUME_STATE = ("memory_frames",)  # what --resume saves beyond the blog's DQN
+    memory_class = FrameReplayMemory
 
     def __init__(self, shape, n_actions, seed=None, device="cpu", track_strip=False, **overrides):
         self.device = torch.device(device)  # where the CNN runs; the memory stays in host RAM
         self.track_strip = track_strip  # what its screens show (preprocess): its envs must show the same
         super().__init__(tuple(shape), n_actions, seed, **overrides)
-        new_frames = 1 if self.n_step == 1 else self.n_states[0]
-        self.memory_frames = FrameMemory(self.memory_capacity, self.n_states, new_frames)
 
     def make_net(self):
         """A fresh conv_q_net on the agent's device."""
         return conv_q_net(self.n_states, self.n_actions, self.hidden).to(self.device)
 
-    def make_memory(self):
-        """[a, r] rows; the frames of s and s_ go to memory_frames."""
-        return np.zeros((self.memory_capacity, 2), dtype=np.float32)
-
     def greedy_action(self, s):
         """argmax_a Q(s, a) by the CNN, for one stack of frames."""
         with torch.inference_mode():
             return int(self.eval_net(torch.from_numpy(s)[None].to(self.device)).argmax())
-
-    def write_row(self, index, s, a, r, s_, terminated):
-        """Write s and s_ to the frame memory and [a, r] to row index."""
-        self.memory_frames.store(index, s, s_)
-        self.memory[index] = a, r
-        self.memory_terminated[index] = terminated
-
-    def batch_at(self, index):
-        """Memory rows index as a dqn.Batch, s and s_ as uint8 frames."""
-        b_s, b_s_ = self.memory_frames.sample(index)
-        rows = self.memory[index]
-        terminated = torch.from_numpy(self.memory_terminated[index]) if self.terminal_mask else None
-        a, r = torch.from_numpy(rows[:, :1].astype(np.int64)), torch.from_numpy(rows[:, 1:])
-        return dqn.Batch(b_s, a, r, b_s_, terminated)
 
     def update(self, batch):
         """dqn.DQN.update with loss.backward(), as the blog does.

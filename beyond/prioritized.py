@@ -20,28 +20,28 @@ from beyond.sumtree import SumTree
 PRIORITY_EPSILON = 1e-6  # keeps a row whose TD error is 0 drawable
 
 
-class PrioritizedReplay:
-    """Mixin for dqn.DQN or PixelDQN: rows drawn by priority, each sample's loss weighted."""
+class PrioritizedRows:
+    """Mixin for a replay memory: rows drawn by priority, each sample's importance weight in the batch."""
 
-    RESUME_STATE = ("priorities", "max_priority", "beta")  # what --resume saves beyond the base agent's
+    RESUME_STATE = ("priorities", "max_priority", "beta")  # what --resume saves beyond the blog's memory
 
-    def __init__(self, *args, per_alpha, per_beta, **overrides):
-        self.per_alpha, self.per_beta = per_alpha, per_beta
+    def __init__(self, capacity, n_states, *, per_alpha, per_beta, **options):
+        super().__init__(capacity, n_states, **options)
+        self.per_alpha = per_alpha
         self.beta = per_beta  # now; hooks.Schedules raises it towards 1
-        super().__init__(*args, **overrides)
-        self.priorities = SumTree(self.memory_capacity)
+        self.priorities = SumTree(capacity)
         self.max_priority = 1.0
 
-    def store_transition(self, s, a, r, s_, terminated=False, truncated=False):
-        """The base agent's store, the new row entering at the highest priority so far."""
-        index = self.memory_counter % self.memory_capacity
-        super().store_transition(s, a, r, s_, terminated, truncated)
+    def store(self, s, a, r, s_, terminated=False, truncated=False):
+        """The memory's store, the new row entering at the highest priority so far."""
+        index = self.counter % self.capacity
+        super().store(s, a, r, s_, terminated, truncated)
         self.priorities[index] = self.max_priority
 
-    def sample_batch(self):
+    def sample(self, batch_size, rng):
         """batch_size rows drawn by priority, one from each of batch_size equal slices of the total."""
-        slices = (np.arange(self.batch_size) + self.rng.random(self.batch_size)) / self.batch_size
-        filled = min(self.memory_counter, self.memory_capacity)
+        slices = (np.arange(batch_size) + rng.random(batch_size)) / batch_size
+        filled = min(self.counter, self.capacity)
         rows = np.minimum(self.priorities.find(slices * self.priorities.total), filled - 1)
         return self.batch_at(rows)._replace(weights=self.importance_weights(rows, filled), rows=rows)
 
@@ -50,10 +50,27 @@ class PrioritizedReplay:
         weights = (filled * self.priorities[rows] / self.priorities.total) ** -self.beta
         return torch.from_numpy((weights / weights.max()).astype(np.float32)[:, None])
 
+    def learned(self, rows, td_error):
+        """Rows' priorities follow |TD error| from the update that learned from them."""
+        priority = (np.abs(td_error.cpu().numpy()[:, 0].astype(np.float64)) + PRIORITY_EPSILON) ** self.per_alpha
+        self.priorities[rows] = priority
+        self.max_priority = max(self.max_priority, float(priority.max()))
+
+
+class PrioritizedReplay:
+    """Mixin for dqn.DQN or PixelDQN: replay by priority from its memory's PrioritizedRows, the loss weighted."""
+
+    memory_mixin = PrioritizedRows  # beyond/agents.py mixes it into the agent's memory_class
+
+    def __init__(self, *args, per_alpha, per_beta, **overrides):
+        self.per_alpha, self.per_beta = per_alpha, per_beta
+        super().__init__(*args, **overrides)
+
+    def make_memory(self, **options):
+        return super().make_memory(per_alpha=self.per_alpha, per_beta=self.per_beta, **options)
+
     def update(self, batch):
         """The base agent's update, weighted by the batch; its rows' priorities then follow |TD error|."""
         loss, td_error = super().update(batch)
-        priority = (np.abs(td_error.cpu().numpy()[:, 0].astype(np.float64)) + PRIORITY_EPSILON) ** self.per_alpha
-        self.priorities[batch.rows] = priority
-        self.max_priority = max(self.max_priority, float(priority.max()))
+        self.memory.learned(batch.rows, td_error)
         return loss, td_error

@@ -44,15 +44,21 @@ from beyond.statefile import (
     write_state,
 )
 
-RESUME_FORMAT = "dqn-cartpole-resume/3"  # 3: the settings in the header, read and checked before the data
+RESUME_FORMAT = "dqn-cartpole-resume/4"  # 3: the settings in the header, read and checked before the data;
+# 4: the replay memory a part of its own. A format-3 file is read too: its memory's fields were the agent's.
+FORMAT_3 = "dqn-cartpole-resume/3"
+FORMAT_3_MEMORY = dict(
+    memory="rows", memory_terminated="terminated", memory_counter="counter", memory_discount="discount"
+)
+FORMAT_3_MEMORY.update({name: name for name in ("open_rows", "priorities", "max_priority", "beta")})
 RESUME_FILE = "resume.pt"
 # Flags that a resume may set: the budget and how the results are shown. Any other would
 # change the algorithm halfway, and the run would no longer be the one it continues.
 # dqn.py stays the blog, so the blog's DQN declares its state here; each extension and
 # PixelDQN adds its own RESUME_STATE. Everything else an agent holds is rebuilt from the
 # run's settings (tests/test_resume.py checks that nothing else changes as it trains).
-DQN_STATE = ("eval_net", "target_net", "optimizer", "memory", "memory_terminated", "memory_counter")
-DQN_STATE += ("learn_step_counter", "rng", "epsilon")
+DQN_STATE = ("eval_net", "target_net", "optimizer", "learn_step_counter", "rng", "epsilon")
+MEMORY_STATE = ("rows", "terminated", "counter")  # dqn.ReplayMemory's; each variant and mixin adds its RESUME_STATE
 # The env's layers, by class, for gymnasium's classes (beyond/pixels.py's wrapper declares its own):
 # the physics' state and random generator, the time limit's count, the checkers' flags.
 ENV_STATE = {
@@ -70,7 +76,7 @@ ENV_STATE = {
 # from a new episode. Stopped at an episode's end, it carries on as if it had never stopped.
 EPISODE_BOUNDARY = {"LunarLander": ("_np_random", "_np_random_seed")}
 ENV_STATE.update(EPISODE_BOUNDARY)
-PARTS = {"preprocessing", "agent", "env", "hooks", "train", "torch_rng"}
+PARTS = {"preprocessing", "agent", "memory", "env", "hooks", "train", "torch_rng"}
 RECORDS_ALLOWANCE = 64 * 2**20  # bytes of a file beyond its tensors: the episodes' and evaluations' records
 
 
@@ -87,6 +93,11 @@ def agent_state_names(agent):
     return list(dict.fromkeys([*DQN_STATE, *declared_state(agent)]))
 
 
+def memory_state_names(memory):
+    """The blog's MEMORY_STATE and the RESUME_STATE of every class the replay memory is made of."""
+    return list(dict.fromkeys([*MEMORY_STATE, *declared_state(memory)]))
+
+
 def save_resume_state(path, args, agent, env, hooks, records):
     """Write resume.pt for a run that has just stopped training, atomically; its path, or None if it cannot be.
 
@@ -100,6 +111,7 @@ def save_resume_state(path, args, agent, env, hooks, records):
         state = dict(
             preprocessing=PREPROCESSING_VERSION,
             agent=parts_to_data(agent, agent_state_names(agent), "agent"),
+            memory=parts_to_data(agent.memory, memory_state_names(agent.memory), "memory"),
             env=[
                 parts_to_data(layer, state_names(layer, ENV_STATE), f"env.{type(layer).__name__}")
                 for layer in layers(env)
@@ -141,12 +153,28 @@ def load_resume_state(run_dir):
         return memory_bytes(args, obs_shape, n_actions) + RECORDS_ALLOWANCE
 
     try:
-        _, state = read_state(path, RESUME_FORMAT, payload_limit)
+        header, state = read_state(path, RESUME_FORMAT, payload_limit, older=(FORMAT_3,))
+        if header["format"] == FORMAT_3:
+            state = memory_of_format_3(state)
         check_parts(state, settings[0])
     except StateError as e:
         raise UsageError(f"--resume: {path} {e}") from None
     state.update(args=settings[0], path=str(path))
     return state
+
+
+def memory_of_format_3(state):
+    """A format-3 state with its memory's fields moved out of the agent's into a part of their own, renamed."""
+    agent = state.get("agent") if isinstance(state, dict) else None
+    if not isinstance(agent, dict) or "memory" in state:
+        return state  # not what format 3 wrote: check_parts says what is wrong
+    agent = dict(agent)
+    memory = {new: agent.pop(old) for old, new in FORMAT_3_MEMORY.items() if old in agent}
+    frames = agent.pop("memory_frames", None)  # pixels.FrameMemory's fields, as a saved object: its frames
+    if frames is not None:
+        parts = frames.get("parts") if isinstance(frames, dict) else None
+        memory["frames"] = parts.get("frames") if isinstance(parts, dict) else frames
+    return {**state, "agent": agent, "memory": memory}
 
 
 def check_parts(state, args):
@@ -325,6 +353,7 @@ def restore(state, agent, env, hooks):
     args, (_, env_steps, unfinished) = state["args"], state["train"]
     try:
         parts_from_data(agent, state["agent"], agent_state_names(agent), "agent")
+        parts_from_data(agent.memory, state["memory"], memory_state_names(agent.memory), "memory")
         vars(agent).pop("eval_weights", None)  # numpy views of the nets' old weights: remade on first use
         check_agent(agent, env_steps)
         env.reset()  # so that each layer has values of the kinds the saved ones must match
@@ -349,29 +378,36 @@ def restore(state, agent, env, hooks):
 
 def check_agent(agent, env_steps):
     """The counters within what env_steps allow, the schedules' values in range, the open n-step rows in the memory."""
-    if not (is_count(agent.memory_counter) and is_count(agent.learn_step_counter)):
+    memory = agent.memory
+    if not (is_count(memory.counter) and is_count(agent.learn_step_counter)):
         raise StateError("agent: a counter that is not a count")
-    if not agent.memory_counter <= env_steps:
-        raise StateError(f"agent.memory_counter: more rows than the run's {env_steps} env steps")
+    if not memory.counter <= env_steps:
+        raise StateError(f"memory.counter: more rows than the run's {env_steps} env steps")
     if not agent.learn_step_counter <= env_steps * getattr(agent, "replay_ratio", 1):
         raise StateError(f"agent.learn_step_counter: more learn steps than the run's {env_steps} env steps allow")
-    for name in ("epsilon", "beta"):
-        value = getattr(agent, name, 0.0)
+    for where, value in (("agent.epsilon", agent.epsilon), ("memory.beta", getattr(memory, "beta", 0.0))):
         if not (type(value) is float and 0 <= value <= 1):
-            raise StateError(f"agent.{name}: not a probability")
-    if hasattr(agent, "max_priority") and not (type(agent.max_priority) is float and 0 < agent.max_priority < math.inf):
-        raise StateError("agent.max_priority: not a priority")
-    if hasattr(agent, "priorities") and not (agent.priorities.nodes >= 0).all():
-        raise StateError("agent.priorities: a negative priority")
+            raise StateError(f"{where}: not a probability")
+    if hasattr(memory, "max_priority") and not (
+        type(memory.max_priority) is float and 0 < memory.max_priority < math.inf
+    ):
+        raise StateError("memory.max_priority: not a priority")
+    if hasattr(memory, "priorities") and not (memory.priorities.nodes >= 0).all():
+        raise StateError("memory.priorities: a negative priority")
+    check_open_rows(agent)
+
+
+def check_open_rows(agent):
+    """The n-step rows still collecting rewards: [row, s, a, return so far, rewards summed] of this memory."""
     pixels = reads_pixels(agent.n_states)
     shape, dtype = (tuple(agent.n_states), np.uint8) if pixels else ((agent.n_states,), np.float32)
-    for row in getattr(agent, "open_rows", []):
+    for row in getattr(agent.memory, "open_rows", []):
         fits = isinstance(row, list) and len(row) == 5
         index, s, a, total, k = row if fits else (None,) * 5
         fits = fits and type(index) is int and 0 <= index < agent.memory_capacity and type(a) is int
         fits = fits and 0 <= a < agent.n_actions and type(total) is float and type(k) is int and 0 <= k < agent.n_step
         if not (fits and isinstance(s, np.ndarray) and s.shape == shape and s.dtype == dtype):
-            raise StateError("agent.open_rows: not rows of the memory")
+            raise StateError("memory.open_rows: not rows of the memory")
 
 
 def check_env_state(env, unfinished):

@@ -296,11 +296,12 @@ def write_state(path, format_tag, data, header=None):
         f.write(payload)
 
 
-def read_state(path, format_tag, payload_limit=None):
+def read_state(path, format_tag, payload_limit=None, older=()):
     """(header, data) as write_state wrote them, checked whole before anything is unpickled; StateError otherwise.
 
     payload_limit(header) -> the most bytes of data this header's file may hold (it may
-    raise StateError); by default, the file's own size. Nothing past it is read.
+    raise StateError); by default, the file's own size. Nothing past it is read. older:
+    earlier tags that are read too; header["format"] is the file's own.
     """
     with open_regular_file(path) as f:
         size = os.fstat(f.fileno()).st_size
@@ -308,9 +309,10 @@ def read_state(path, format_tag, payload_limit=None):
         family = format_tag.rsplit("/", 1)[0] + "/"
         if not tag.startswith(family.encode()):
             raise StateError(f"is not a {format_tag} file{older_format(path, family)}")
-        if tag.rstrip(b"\n").decode(errors="replace") != format_tag:
-            raise StateError(f"is of format {tag.rstrip().decode(errors='replace')!r}; this program reads {format_tag}")
-        header = parse_header(f.readline(HEADER_LINE_LIMIT))
+        found = tag.rstrip(b"\n").decode(errors="replace")
+        if found not in (format_tag, *older):
+            raise StateError(f"is of format {found.rstrip()!r}; this program reads {format_tag}")
+        header = dict(parse_header(f.readline(HEADER_LINE_LIMIT)), format=found)
         limit = payload_limit(header) if payload_limit else size
         if header["bytes"] > limit:
             raise StateError(f"says it holds {header['bytes']:,} bytes of data; its settings make at most {limit:,}")

@@ -68,7 +68,7 @@ def test_terminal_flag_is_stored_per_row():
     s = np.zeros(4, np.float32)
     agent.store_transition(s, 0, 1.0, s, terminated=True)
     agent.store_transition(s + 1, 1, 0.0, s, terminated=False)
-    batch = agent.sample_batch()
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     assert torch.equal(batch.terminated[:, 0], (batch.s[:, 0] == 0).float())
 
 

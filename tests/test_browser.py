@@ -60,7 +60,7 @@ def test_the_progress_display_shows_a_bar_while_filling_then_what_is_known(page,
 
 
 NOTEBOOKS = ["dqn.ipynb", "dqn.zh-CN.ipynb"]
-REFERENCE_CELL = 24  # "Is this run normal?"
+REFERENCE_CELL = jupyter_lab.cell_index(ROOT / "dqn.ipynb", "place_run(")  # "Is this run normal?"
 
 
 @pytest.fixture(scope="module")

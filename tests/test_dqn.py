@@ -34,7 +34,7 @@ def test_hyperparameters_are_the_blogs():
         2000,
     )
     agent = dqn.DQN(4, 2)
-    assert agent.memory.shape == (2000, 4 * 2 + 2)
+    assert isinstance(agent.memory, dqn.ReplayMemory) and agent.memory.capacity == 2000
     assert isinstance(agent.optimizer, torch.optim.Adam)
 
 
@@ -59,10 +59,10 @@ def test_ring_buffer_wraps_and_gives_back_each_transition_as_stored():
     for i in range(5):
         s = np.full(4, i, dtype=np.float32)
         agent.store_transition(s, i % 2, 10.0 + i, s + 0.5)
-    assert agent.memory_counter == 5
+    assert agent.memory.counter == 5
     # rows 0 and 1 were overwritten by transitions 3 and 4; row 2 still holds transition 2
     for row, i in [(0, 3), (1, 4), (2, 2)]:
-        batch = agent.batch_at(np.array([row]))
+        batch = agent.memory.batch_at(np.array([row]))
         assert batch.s.tolist() == [[i] * 4] and batch.s_.tolist() == [[i + 0.5] * 4]
         assert batch.a.tolist() == [[i % 2]] and batch.a.dtype == torch.int64 and batch.r.tolist() == [[10.0 + i]]
 
@@ -102,7 +102,7 @@ def test_hand_written_backprop_equals_autograd(huber):
     """learn() writes the chain rule out instead of calling loss.backward(): same gradients."""
     agent = filled_agent(huber=huber)
     agent.learn()  # move away from the initial weights
-    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
+    b_s, b_a, b_r, b_s_ = agent.memory.sample(agent.batch_size, agent.rng)[:4]
     with torch.no_grad():
         q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values
         hidden = torch.relu(agent.eval_net.fc[0](b_s))
@@ -128,7 +128,7 @@ def test_learn_is_the_blogs_update():
     optimizer = torch.optim.Adam(reference.parameters(), lr=agent.lr)
     optimizer.load_state_dict(copy.deepcopy(agent.optimizer.state_dict()))  # else they share moments
     state = agent.rng.bit_generator.state
-    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
+    b_s, b_a, b_r, b_s_ = agent.memory.sample(agent.batch_size, agent.rng)[:4]
     agent.rng.bit_generator.state = state  # learn() draws the same batch
     q_target = b_r + agent.gamma * agent.target_net(b_s_).max(1, keepdim=True).values.detach()
     loss = nn.MSELoss()(reference(b_s).gather(1, b_a), q_target)
@@ -145,11 +145,11 @@ def test_sampling_is_uniform_with_replacement_over_the_filled_rows():
     agent = dqn.DQN(4, 2, memory_capacity=50, batch_size=50, seed=1)
     for i in range(10):
         agent.store_transition(np.full(4, i, np.float32), 0, 0.0, np.zeros(4, np.float32))
-    seen = torch.cat([agent.sample_batch().s[:, 0] for _ in range(200)])
+    seen = torch.cat([agent.memory.sample(agent.batch_size, agent.rng).s[:, 0] for _ in range(200)])
     counts = torch.bincount(seen.long(), minlength=10)
     assert len(counts) == 10  # never an empty (unfilled) row
     assert counts.min() > 800 and counts.max() < 1200  # 10,000 draws over 10 rows
-    first = agent.sample_batch().s[:, 0]
+    first = agent.memory.sample(agent.batch_size, agent.rng).s[:, 0]
     assert len(set(first.tolist())) < len(first)  # with replacement: repeats within a batch
 
 
@@ -261,7 +261,7 @@ def test_update_weighs_each_sample_and_returns_the_td_errors(huber):
     """A batch with weights w gives the gradients of mean(w * per-sample loss), as autograd computes them."""
     agent = filled_agent(seed=2, huber=huber)
     agent.learn()
-    batch = agent.sample_batch()
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     b_s, b_a, b_r, b_s_ = batch[:4]
     weights = torch.linspace(0.1, 1.0, agent.batch_size)[:, None]
     reference = copy.deepcopy(agent.eval_net)
@@ -280,7 +280,7 @@ def test_update_weighs_each_sample_and_returns_the_td_errors(huber):
 
 def test_a_per_sample_discount_replaces_gamma():
     agent = filled_agent(seed=4)
-    batch = agent.sample_batch()
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     discount = torch.linspace(0.0, 0.99, agent.batch_size)[:, None]  # gamma^k for k-step returns, say
     with torch.no_grad():
         best = agent.target_net(batch.s_).max(1, keepdim=True).values
@@ -310,12 +310,14 @@ def test_a_subclass_supplies_its_own_network_and_memory():
         def make_net(self):
             return dqn.q_net(self.n_states, self.n_actions, hidden=7)
 
-        def make_memory(self):
-            return np.ones((self.memory_capacity, self.n_states * 2 + 2), dtype=np.float32)
+        class memory_class(dqn.ReplayMemory):
+            def make_rows(self):
+                return np.ones((self.capacity, self.n_states * 2 + 2), dtype=np.float32)
 
     agent = WideDQN(4, 2, seed=0, memory_capacity=5)
     assert agent.eval_net.fc[0].out_features == agent.target_net.fc[0].out_features == 7
-    assert (agent.memory == 1).all() and agent.memory.shape == (5, 10)
+    batch = agent.memory.batch_at(np.arange(5))
+    assert all((t == 1).all() for t in (batch.s, batch.a, batch.r, batch.s_)) and len(batch.s) == 5
     assert agent.optimizer.param_groups[0]["params"][0] is agent.eval_net.fc[0].weight
 
 

@@ -11,7 +11,7 @@ from beyond.config import EXTENSION_DEFAULTS
 from beyond.deep import deep_q_net
 from beyond.dueling import DuelingHead, dueling_q_net
 from beyond.hooks import linear_schedule
-from beyond.pixels import FRAME_STACK, FrameMemory, PixelDQN
+from beyond.pixels import FRAME_STACK, FrameReplayMemory, PixelDQN
 from beyond.prioritized import PRIORITY_EPSILON
 from beyond.sumtree import SumTree
 from conftest import SHORT, assert_one_line_error, read_metrics, run_dqn
@@ -58,7 +58,7 @@ def test_n_step_rows_match_a_direct_sum_with_flushed_tails():
     for number, ((rewards, end), states) in enumerate(zip(episodes, played, strict=True)):
         for t in range(len(rewards)):
             expected, k, next_index = n_step_row(rewards, t, 3)
-            s, a, r, s_, terminated, discount = agent.batch_at(np.array([row]))[:6]
+            s, a, r, s_, terminated, discount = agent.memory.batch_at(np.array([row]))[:6]
             assert r.item() == pytest.approx(expected, rel=1e-6), (number, t)
             assert discount.item() == pytest.approx(GAMMA**k, rel=1e-6), (number, t)
             torch.testing.assert_close(s_[0], torch.from_numpy(states[next_index]))
@@ -67,15 +67,15 @@ def test_n_step_rows_match_a_direct_sum_with_flushed_tails():
             # only a row whose k steps reach a termination stops bootstrapping; truncation always bootstraps
             assert terminated.item() == (end == "terminated" and next_index == len(rewards))
             row += 1
-    assert agent.memory_counter == row  # one row per env step, as the blog's memory has
+    assert agent.memory.counter == row  # one row per env step, as the blog's memory has
 
 
 def test_n_step_target_is_the_return_plus_discounted_bootstrap():
     agent = make_agent(4, 2, seed=1, gamma=GAMMA, memory_capacity=50, terminal_mask=True, n_step=3, double=True)
     play_episode(agent, [1.0, 2.0, 3.0, 4.0], "terminated")
     play_episode(agent, [1.0, 1.0, 1.0, 1.0], "truncated", first_state=10)
-    index = np.arange(agent.memory_counter)
-    batch = agent.batch_at(index)
+    index = np.arange(agent.memory.counter)
+    batch = agent.memory.batch_at(index)
     b_s_ = batch.s_
     with torch.no_grad():
         target = agent.td_target(batch)
@@ -111,12 +111,12 @@ def test_n_step_1_is_the_blogs_agent_and_its_run_is_unchanged(tmp_path):
 
 def test_pixel_memory_keeps_the_frames_an_n_step_transition_needs():
     agent = make_agent((FRAME_STACK, 20, 40), 2, seed=0, pixels=True, memory_capacity=20, n_step=3)
-    assert agent.memory_frames.frames.shape == (20, 2 * FRAME_STACK, 20, 40)
+    assert agent.memory.frames.shape == (20, 2 * FRAME_STACK, 20, 40)
     frames = [np.full((20, 40), 10 * t, np.uint8) for t in range(10)]
     stacks = [np.stack(frames[t : t + FRAME_STACK]) for t in range(6)]
     for t in range(5):
         agent.store_transition(stacks[t], 0, 1.0, stacks[t + 1], terminated=t == 4)
-    batch = agent.batch_at(np.arange(5))
+    batch = agent.memory.batch_at(np.arange(5))
     b_s, b_r, b_s_, discount = batch.s, batch.r, batch.s_, batch.discount
     for t in range(5):
         k = min(3, 5 - t)
@@ -126,11 +126,12 @@ def test_pixel_memory_keeps_the_frames_an_n_step_transition_needs():
 
 
 def test_frame_memory_one_step_rows_still_hold_one_new_frame():
-    memory = FrameMemory(2, (3, 1, 1))
-    memory.store(0, np.arange(3).reshape(3, 1, 1), np.arange(1, 4).reshape(3, 1, 1))
-    s, s_ = memory.sample(np.array([0]))
+    memory = FrameReplayMemory(2, (3, 1, 1))
+    memory.store(np.arange(3).reshape(3, 1, 1), 1, 0.5, np.arange(1, 4).reshape(3, 1, 1))
+    batch = memory.batch_at(np.array([0]))
     assert memory.frames.shape == (2, 4, 1, 1)
-    assert s.flatten().tolist() == [0, 1, 2] and s_.flatten().tolist() == [1, 2, 3]
+    assert batch.s.flatten().tolist() == [0, 1, 2] and batch.s_.flatten().tolist() == [1, 2, 3]
+    assert batch.a.item() == 1 and batch.r.item() == 0.5
 
 
 # the dueling head -------------------------------------------------------------------
@@ -148,7 +149,7 @@ def assert_update_gradients_are_the_loss_gradients(agent, reference):
     """agent.update's gradients on a weighted batch equal loss.backward()'s through reference, a copy of its net."""
     play_episode(agent, list(np.linspace(-1, 1, 60)), "terminated")
     agent.learn()  # away from the initial weights
-    batch = agent.sample_batch()
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     weights = torch.linspace(0.2, 1.0, agent.batch_size)[:, None]
     reference.load_state_dict(agent.eval_net.state_dict())
     b_s, b_a = batch.s, batch.a
@@ -220,21 +221,21 @@ def prioritized_agent(**overrides):
 
 def test_new_rows_enter_at_the_highest_priority_so_far():
     agent = prioritized_agent()
-    assert agent.priorities[np.arange(40)].tolist() == [1.0] * 40  # nothing learned yet: the initial maximum
-    agent.priorities[5] = 3.0
-    agent.max_priority = 3.0
+    assert agent.memory.priorities[np.arange(40)].tolist() == [1.0] * 40  # nothing learned yet: the initial maximum
+    agent.memory.priorities[5] = 3.0
+    agent.memory.max_priority = 3.0
     agent.store_transition(np.zeros(4, np.float32), 0, 0.0, np.zeros(4, np.float32))
-    assert agent.priorities[40] == 3.0 and agent.priorities[41] == 0.0
+    assert agent.memory.priorities[40] == 3.0 and agent.memory.priorities[41] == 0.0
 
 
 def test_sampling_frequencies_follow_the_priorities():
     agent = prioritized_agent(batch_size=32)
     priorities = np.linspace(0.1, 4.0, 40)
-    agent.priorities[np.arange(40)] = priorities
+    agent.memory.priorities[np.arange(40)] = priorities
     draws = 4000
     drawn = []
     for _ in range(draws):
-        drawn.append(agent.sample_batch().rows)
+        drawn.append(agent.memory.sample(agent.batch_size, agent.rng).rows)
     counts = np.bincount(np.concatenate(drawn), minlength=64)
     n = draws * 32
     p = priorities / priorities.sum()
@@ -247,8 +248,8 @@ def test_sampling_frequencies_follow_the_priorities():
 
 def test_importance_weights_are_the_formula_normalised_by_the_batch_max():
     agent = prioritized_agent(per_beta=0.5)
-    agent.priorities[np.arange(40)] = np.arange(1, 41, dtype=float)
-    batch = agent.sample_batch()
+    agent.memory.priorities[np.arange(40)] = np.arange(1, 41, dtype=float)
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     prob = (batch.rows + 1) / np.arange(1, 41).sum()
     expected = (40 * prob) ** -0.5
     np.testing.assert_allclose(batch.weights[:, 0].numpy(), expected / expected.max(), rtol=1e-6)
@@ -257,7 +258,7 @@ def test_importance_weights_are_the_formula_normalised_by_the_batch_max():
 def test_priorities_follow_the_td_errors_after_a_learn_step():
     agent = prioritized_agent(per_alpha=0.7)
     state = agent.rng.bit_generator.state
-    batch = agent.sample_batch()
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     rows = batch.rows
     with torch.no_grad():
         td = (agent.eval_net(batch.s).gather(1, batch.a) - agent.td_target(batch)).numpy()[:, 0]
@@ -268,8 +269,8 @@ def test_priorities_follow_the_td_errors_after_a_learn_step():
     assert np.array_equal(learned[0].rows, rows)
     last = {row: i for i, row in enumerate(rows)}  # a row drawn twice keeps its last priority
     expected = [(abs(td[i]) + PRIORITY_EPSILON) ** 0.7 for i in last.values()]
-    np.testing.assert_allclose(agent.priorities[list(last)], expected, rtol=1e-5)
-    assert agent.max_priority == pytest.approx(max(1.0, max(expected)))
+    np.testing.assert_allclose(agent.memory.priorities[list(last)], expected, rtol=1e-5)
+    assert agent.memory.max_priority == pytest.approx(max(1.0, max(expected)))
 
 
 def test_beta_rises_linearly_to_one():
@@ -305,7 +306,7 @@ def test_any_subset_stacks_on_either_agent_and_learns(pixels, extensions):
     assert any(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters(), strict=True))
     assert agent.greedy_action(s) in (0, 1)
     if extensions["prioritized"]:
-        assert agent.priorities.total != 60 * 1.0  # the learned rows' priorities moved
+        assert agent.memory.priorities.total != 60 * 1.0  # the learned rows' priorities moved
 
 
 def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):

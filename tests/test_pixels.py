@@ -23,7 +23,7 @@ from beyond.pixels import (  # noqa: E402
     FRAME_STACK,
     PREPROCESSING_VERSION,
     TRACK_ROWS,
-    FrameMemory,
+    FrameReplayMemory,
     PixelDQN,
     conv_q_net,
     make_env,
@@ -179,7 +179,7 @@ def test_the_pixel_agent_is_the_blogs_dqn_with_a_cnn():
 
 def test_memory_stores_and_returns_frames_unchanged(pixel_env):
     agent = PixelDQN(pixel_env.observation_space.shape, 2, seed=0, memory_capacity=50, batch_size=8)
-    assert agent.memory_frames.frames.dtype == np.uint8
+    assert agent.memory.frames.dtype == np.uint8
     s, _ = pixel_env.reset(seed=0)
     stored = []
     for i in range(20):
@@ -190,21 +190,22 @@ def test_memory_stores_and_returns_frames_unchanged(pixel_env):
         s = pixel_env.reset()[0] if terminated or truncated else s_
     agent.rng = np.random.default_rng(1)
     index = np.random.default_rng(1).integers(20, size=8)
-    b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
+    b_s, b_a, b_r, b_s_ = agent.memory.sample(agent.batch_size, agent.rng)[:4]
     for row, i in enumerate(index):
         s, a, r, s_, _ = stored[i]
         assert b_s.dtype == torch.uint8 and (b_s[row].numpy() == s).all() and (b_s_[row].numpy() == s_).all()
         assert b_a[row, 0] == a and b_r[row, 0] == r
     # a row holds FRAME_STACK + 1 frames, not two stacks
-    assert agent.memory_frames.frames.shape == (50, FRAME_STACK + 1, *SHAPE[1:])
+    assert agent.memory.frames.shape == (50, FRAME_STACK + 1, *SHAPE[1:])
 
 
 def test_frame_memory_ring_overwrites_the_oldest():
-    memory = FrameMemory(3, (2, 1, 1))
+    memory = FrameReplayMemory(3, (2, 1, 1))
     for i in range(5):
-        memory.store(i % 3, np.full((2, 1, 1), i, np.uint8), np.full((2, 1, 1), i + 1, np.uint8))
-    s, s_ = memory.sample(np.array([0, 1, 2]))
-    assert s[:, 0, 0, 0].tolist() == [3, 4, 2] and s_[:, -1, 0, 0].tolist() == [4, 5, 3]
+        memory.store(np.full((2, 1, 1), i, np.uint8), i % 2, float(i), np.full((2, 1, 1), i + 1, np.uint8))
+    batch = memory.batch_at(np.array([0, 1, 2]))
+    assert batch.s[:, 0, 0, 0].tolist() == [3, 4, 2] and batch.s_[:, -1, 0, 0].tolist() == [4, 5, 3]
+    assert batch.r[:, 0].tolist() == [3.0, 4.0, 2.0] and memory.counter == 5
 
 
 def test_learn_on_frames_moves_the_cnn_and_syncs_the_target():
@@ -330,7 +331,7 @@ def test_pixel_update_weighs_each_sample_as_autograd_does():
     for _ in range(16):
         s = rng.integers(0, 256, SHAPE, dtype=np.uint8)
         agent.store_transition(s, int(rng.integers(2)), float(rng.normal()), np.roll(s, 1, axis=0))
-    batch = agent.sample_batch()
+    batch = agent.memory.sample(agent.batch_size, agent.rng)
     b_s, b_a, b_r, b_s_ = batch[:4]
     weights = torch.linspace(0.2, 1.0, 8)[:, None]
     reference = conv_q_net(SHAPE, 2, hidden=agent.hidden)

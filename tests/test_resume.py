@@ -7,7 +7,8 @@ import time
 import pytest
 import torch
 
-from beyond.resume import RESUME_FILE, load_resume_state
+from beyond.resume import FORMAT_3, FORMAT_3_MEMORY, RESUME_FILE, RESUME_FORMAT, load_resume_state
+from beyond.statefile import KIND, read_state, write_state
 from conftest import assert_one_line_error, read_metrics, run_dqn, start_dqn
 
 TUNED = ["--preset", "tuned", "--seed", "5", "--no-early-stop", "--eval-every", "2000"]
@@ -42,6 +43,17 @@ def saved_state(cwd, run):
     return load_resume_state(cwd / "runs" / run)
 
 
+def as_format_3(run_dir):
+    """Rewrite run_dir's resume.pt the way format 3 wrote it: the memory's fields among the agent's, named as there."""
+    path = run_dir / RESUME_FILE
+    header, state = read_state(path, RESUME_FORMAT)
+    memory, old_names = state.pop("memory"), {new: old for old, new in FORMAT_3_MEMORY.items()}
+    state["agent"].update({old_names[name]: value for name, value in memory.items() if name != "frames"})
+    if "frames" in memory:  # a pixel run's: pixels.FrameMemory, a saved object of its own
+        state["agent"]["memory_frames"] = {KIND: "parts", "parts": {"frames": memory["frames"]}}
+    write_state(path, FORMAT_3, state, header=dict(settings=header["settings"]))
+
+
 @pytest.fixture(scope="module")
 def one_go(tmp_path_factory):
     """The tuned preset (n-step and prioritized replay on) trained to 12,000 env steps without a stop."""
@@ -50,13 +62,18 @@ def one_go(tmp_path_factory):
     return cwd
 
 
-def test_a_run_stopped_by_its_budget_and_resumed_is_the_run_that_never_stopped(one_go):
-    run_ok(*TUNED, *QUIET, "--max-env-steps", "6000", "--run-name", "split", cwd=one_go)
-    finished, env_steps, unfinished = saved_state(one_go, "split")["train"]
+@pytest.mark.parametrize("saved_by", ["this program", "format 3"])
+def test_a_run_stopped_by_its_budget_and_resumed_is_the_run_that_never_stopped(one_go, saved_by):
+    split = f"split-{saved_by.replace(' ', '-')}"
+    run_ok(*TUNED, *QUIET, "--max-env-steps", "6000", "--run-name", split, cwd=one_go)
+    finished, env_steps, unfinished = saved_state(one_go, split)["train"]
     assert env_steps == 6000 and unfinished is not None  # it stopped in the middle of an episode
-    result = run_ok("--resume", one_go / "runs" / "split", "--max-env-steps", "12000", *QUIET, cwd=one_go)
+    if saved_by == "format 3":
+        as_format_3(one_go / "runs" / split)
+        assert (one_go / "runs" / split / RESUME_FILE).read_bytes().startswith(FORMAT_3.encode())
+    result = run_ok("--resume", one_go / "runs" / split, "--max-env-steps", "12000", *QUIET, cwd=one_go)
     assert "saved" in result.stdout
-    rows = assert_same_run(one_go, "split", "one-go")
+    rows = assert_same_run(one_go, split, "one-go")
     assert int(rows[-1]["env_steps"]) == 12000 and len(rows) > len(finished) + 1
     wall_s = [float(row["wall_s"]) for row in rows]
     assert wall_s == sorted(wall_s) and wall_s[len(finished)] >= wall_s[len(finished) - 1] > 0  # the clock carries on
@@ -78,11 +95,14 @@ def test_a_run_stopped_by_ctrl_c_and_resumed_is_the_run_that_never_stopped(one_g
 
 def test_a_pixel_run_resumes_exactly(tmp_path):
     run_ok(*PIXELS, *QUIET, "--max-env-steps", "600", "--run-name", "one-go", cwd=tmp_path)
-    run_ok(*PIXELS, *QUIET, "--max-env-steps", "301", "--run-name", "split", cwd=tmp_path)
-    state = saved_state(tmp_path, "split")
-    assert state["train"][2] is not None and len(state["env"][0]["frames"]["items"]) == 4  # mid-episode, frames kept
-    run_ok("--resume", tmp_path / "runs" / "split", "--max-env-steps", "600", *QUIET, cwd=tmp_path)
-    assert_same_run(tmp_path, "split", "one-go")
+    for split in ("split", "format-3"):
+        run_ok(*PIXELS, *QUIET, "--max-env-steps", "301", "--run-name", split, cwd=tmp_path)
+        state = saved_state(tmp_path, split)
+        assert state["train"][2] is not None and len(state["env"][0]["frames"]["items"]) == 4  # mid-episode
+        if split == "format-3":
+            as_format_3(tmp_path / "runs" / split)
+        run_ok("--resume", tmp_path / "runs" / split, "--max-env-steps", "600", *QUIET, cwd=tmp_path)
+        assert_same_run(tmp_path, split, "one-go")
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +136,11 @@ def test_damaged_missing_and_foreign_resume_files_are_one_line(stopped, tmp_path
     foreign = tmp_path / "runs" / "foreign"
     foreign.mkdir()
     torch.save(dict(format="dqn-cartpole-resume/0"), foreign / RESUME_FILE)
-    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), "is not a dqn-cartpole-resume/3 file")
+    assert_one_line_error(run_dqn("--resume", foreign, cwd=tmp_path), f"is not a {RESUME_FORMAT} file")
     newer = tmp_path / "runs" / "newer"
     newer.mkdir()
-    (newer / RESUME_FILE).write_bytes(b"dqn-cartpole-resume/4\n" + data.split(b"\n", 1)[1])
-    assert_one_line_error(run_dqn("--resume", newer, cwd=tmp_path), "of format 'dqn-cartpole-resume/4'", "reads")
+    (newer / RESUME_FILE).write_bytes(b"dqn-cartpole-resume/5\n" + data.split(b"\n", 1)[1])
+    assert_one_line_error(run_dqn("--resume", newer, cwd=tmp_path), "of format 'dqn-cartpole-resume/5'", "reads")
 
 
 def test_a_solved_run_has_nothing_to_resume(tmp_path):
@@ -144,7 +164,7 @@ def test_resume_state_is_written_whole_even_with_a_second_ctrl_c(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     state = saved_state(tmp_path, "twice")
-    assert state["agent"]["memory_counter"] == state["train"][1]  # one row per env step, as trained
+    assert state["memory"]["counter"] == state["train"][1]  # one row per env step, as trained
     assert not [p for p in os.listdir(tmp_path / "runs" / "twice") if p.startswith(".")]  # no temporary files left
 
 

@@ -27,6 +27,7 @@ from beyond.resume import (
     agent_state_names,
     layers,
     load_resume_state,
+    memory_state_names,
     restore,
     resumed_args,
     save_resume_state,
@@ -62,9 +63,10 @@ def resume_in_process(run_dir):
 def test_a_resume_file_restores_what_was_saved(stopped_run):
     agent = resume_in_process(stopped_run)
     _, state = read_state(stopped_run / RESUME_FILE, RESUME_FORMAT)
-    assert agent.memory_counter == state["agent"]["memory_counter"] == 120
-    assert np.array_equal(agent.memory, state["agent"]["memory"]["value"].numpy())
-    assert np.array_equal(agent.priorities.nodes, state["agent"]["priorities"]["parts"]["nodes"]["value"].numpy())
+    memory = state["memory"]
+    assert agent.memory.counter == memory["counter"] == 120
+    assert np.array_equal(agent.memory.rows, memory["rows"]["value"].numpy())
+    assert np.array_equal(agent.memory.priorities.nodes, memory["priorities"]["parts"]["nodes"]["value"].numpy())
 
 
 # ---- hostile files ----------------------------------------------------------------------
@@ -172,9 +174,9 @@ def mutations(value):
 
 
 def checked_sites(state):
-    """The places a fresh run fixes: the agent's fields, the env's, the parts and the hooks' keys."""
+    """The places a fresh run fixes: the agent's fields, its memory's, the env's, the parts and the hooks' keys."""
     for path, value in sites(state):
-        if path[:1] in (("agent",), ("env",)) and path[-1] != KIND:
+        if path[:1] in (("agent",), ("memory",), ("env",)) and path[-1] != KIND:
             if path[:1] == ("env",) and "_np_random_seed" in path:
                 continue  # the seed an env was last reset with: a record, not used to draw
             yield path, value
@@ -232,8 +234,16 @@ AGENT_SETTINGS = {*dqn.hyperparameters, *EXTENSION_DEFAULTS, "n_states", "n_acti
 AGENT_SETTINGS |= {"eval_weights"}  # numpy views of eval_net's weights, remade on first use after a restore
 
 
+AGENT_SETTINGS |= {"memory"}  # the replay memory: a part of its own, with its own state and settings
+MEMORY_SETTINGS = {"capacity", "n_states", "gamma", "n_step", "per_alpha", "new_frames"}
+
+
 def undeclared_agent_attributes(agent):
-    return set(vars(agent)) - set(agent_state_names(agent)) - AGENT_SETTINGS
+    """The attributes of the agent and of its memory that are neither declared state nor settings."""
+    undeclared = set(vars(agent)) - set(agent_state_names(agent)) - AGENT_SETTINGS
+    memory = agent.memory
+    in_memory = set(vars(memory)) - set(memory_state_names(memory)) - MEMORY_SETTINGS
+    return undeclared | {f"memory.{name}" for name in in_memory}
 
 
 AGENTS = [
@@ -265,6 +275,17 @@ def test_an_extension_that_forgets_its_state_is_caught():
     agent = type("ForgetfulDQN", (Forgetful, dqn.DQN), {})(4, 2, seed=0, memory_capacity=50, learning_starts=10)
     dqn.train(agent, dqn.make_env(), episodes=3, max_episode_steps=30, seed=0, log=None)
     assert undeclared_agent_attributes(agent) == {"learned_so_far"}
+
+
+def test_a_memory_that_forgets_its_state_is_caught():
+    class Forgetful(dqn.ReplayMemory):
+        def store(self, *transition):
+            self.stored_so_far = getattr(self, "stored_so_far", 0) + 1  # state, but not in RESUME_STATE
+            super().store(*transition)
+
+    agent = type("ForgetfulDQN", (dqn.DQN,), {"memory_class": Forgetful})(4, 2, seed=0, memory_capacity=50)
+    dqn.train(agent, dqn.make_env(), episodes=2, max_episode_steps=30, seed=0, log=None)
+    assert undeclared_agent_attributes(agent) == {"memory.stored_so_far"}
 
 
 def values_of(layer):

@@ -270,7 +270,7 @@ def test_a_resumed_run_writes_only_inside_its_own_folder(stopped_run, tmp_path):
 # ---- 3. memory is bounded before anything is built ----------------------------------------------
 def test_a_compressed_tensor_record_is_refused_before_it_is_inflated(stopped_run, tmp_path):
     header, state = saved(stopped_run)
-    state["agent"]["memory_counter"] = torch.zeros(100 * 2**20 // 4)  # 100 MiB of zeros, deflated to about 100 KB
+    state["memory"]["counter"] = torch.zeros(100 * 2**20 // 4)  # 100 MiB of zeros, deflated to about 100 KB
     deflated = rezipped(payload_of(state), lambda name, data, _: (name, data, zipfile.ZIP_DEFLATED))
     assert len(deflated) < 2**20
     run_dir = signed(folder(tmp_path), header, deflated)
@@ -419,10 +419,10 @@ WRONG_STATE = [  # (what, path, new value or a function of the old one)
     ("a PCG64 state past 128 bits", ("agent", "rng", "state", "state", "state"), 2**200),
     ("a PCG64 increment even", ("agent", "rng", "state", "state", "inc"), 2),
     ("a PCG64 flag of 5", ("agent", "rng", "state", "has_uint32"), 5),
-    ("a stride-0 memory", ("agent", "memory", "value"), lambda t: torch.zeros(1, t.shape[1]).expand(*t.shape)),
-    ("a sparse memory", ("agent", "memory", "value"), lambda t: t.to_sparse()),
-    ("a transposed memory", ("agent", "memory", "value"), lambda t: t.T.contiguous().T),
-    ("a memory that requires grad", ("agent", "memory", "value"), lambda t: t.clone().requires_grad_()),
+    ("a stride-0 memory", ("memory", "rows", "value"), lambda t: torch.zeros(1, t.shape[1]).expand(*t.shape)),
+    ("a sparse memory", ("memory", "rows", "value"), lambda t: t.to_sparse()),
+    ("a transposed memory", ("memory", "rows", "value"), lambda t: t.T.contiguous().T),
+    ("a memory that requires grad", ("memory", "rows", "value"), lambda t: t.clone().requires_grad_()),
     ("lists nested 5,000 deep", ("hooks", "evals"), deep(5000)),
     ("one env layer too few", ("env",), lambda layers: layers[1:]),
     ("one env layer too many", ("env",), lambda layers: [layers[0], *layers]),
@@ -430,11 +430,11 @@ WRONG_STATE = [  # (what, path, new value or a function of the old one)
     ("a greedy probability of 2", ("agent", "epsilon"), 2.0),
     ("Adam's lr negative", ("agent", "optimizer", "state", "param_groups", 0, "lr"), -0.01),
     ("Adam maximizing", ("agent", "optimizer", "state", "param_groups", 0, "maximize"), True),
-    ("memory_counter 10^30", ("agent", "memory_counter"), 10**30),
+    ("the memory's counter 10^30", ("memory", "counter"), 10**30),
     ("more learn steps than env steps", ("agent", "learn_step_counter"), 10**6),
     ("a NaN weight", ("agent", "eval_net", "state", "fc.0.weight"), lambda t: t.clone().fill_(math.nan)),
-    ("a NaN in the memory", ("agent", "memory", "value"), lambda t: t.clone().fill_(math.nan)),
-    ("a negative priority", ("agent", "priorities", "parts", "nodes", "value"), lambda t: t.clone().fill_(-1.0)),
+    ("a NaN in the memory", ("memory", "rows", "value"), lambda t: t.clone().fill_(math.nan)),
+    ("a negative priority", ("memory", "priorities", "parts", "nodes", "value"), lambda t: t.clone().fill_(-1.0)),
     ("a time limit passed", ("env", 0, "_elapsed_steps"), 10**6),
 ]
 
@@ -637,7 +637,7 @@ def test_any_field_changed_any_way_is_one_line_or_a_resume(stopped_runs, kind, t
     [
         (("env", 0, "frames", "items", 0, "value"), torch.zeros(3, 3, dtype=torch.uint8)),
         (("env", 0, "frames", "items"), lambda frames: frames[:2]),
-        (("agent", "memory_frames", "parts", "frames", "value"), lambda t: t.to(torch.float32)),
+        (("memory", "frames", "value"), lambda t: t.to(torch.float32)),
     ],
     ids=["a misshapen frame", "two frames of four", "float frames"],
 )
@@ -658,7 +658,7 @@ def test_fuzzed_files_stay_small_and_quick_in_a_child_process(stopped_run, tmp_p
     worst = [
         (("hooks", "evals"), [dict(env_steps=50, mean=1.0, std=0.0, min=1.0, final=0)] * 500_000),
         (("train", "items", 0), lambda rows: rows * 10_000),
-        (("agent", "memory", "value"), lambda t: torch.zeros(1, t.shape[1]).expand(10**7, t.shape[1])),
+        (("memory", "rows", "value"), lambda t: torch.zeros(1, t.shape[1]).expand(10**7, t.shape[1])),
         (("hooks", "snapshots"), lambda s: s * 10_000),
     ]
     path, value = worst[case]

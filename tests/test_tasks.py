@@ -174,9 +174,9 @@ def test_mountaincars_preset_bootstraps_from_the_time_limits_cut():
     args = parse_args(["--preset", "tuned", "--env", "MountainCar-v0", "--seed", "0"])
     env, agent = build(args)
     records = dqn.train(agent, env, 1, args.max_episode_steps, REWARDS[args.reward], seed=0, log=None)
-    assert records[-1]["steps"] == 200 and agent.memory_counter == 200  # cut by the time limit, not the flag
-    assert agent.terminal_mask and not agent.memory_terminated[:200].any()
-    batch = agent.batch_at(np.array([199]))
+    assert records[-1]["steps"] == 200 and agent.memory.counter == 200  # cut by the time limit, not the flag
+    assert agent.terminal_mask and not agent.memory.terminated[:200].any()
+    batch = agent.memory.batch_at(np.array([199]))
     discount = torch.as_tensor(agent.gamma if batch.discount is None else batch.discount)  # n-step rows have their own
     with torch.no_grad():
         bootstrap = agent.target_net(batch.s_).max(1, keepdim=True).values

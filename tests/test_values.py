@@ -130,7 +130,7 @@ def test_a_memory_of_one_row_learns_from_the_newest_transition():
     for t in range(5):
         s = np.full(4, t, dtype=np.float32)
         agent.store_transition(s, t % 2, float(t), s + 0.5)
-        b_s, b_a, b_r, b_s_ = agent.sample_batch()[:4]
+        b_s, b_a, b_r, b_s_ = agent.memory.sample(agent.batch_size, agent.rng)[:4]
         assert (
             b_s.tolist() == [[t] * 4] and b_a.item() == t % 2 and b_r.item() == t and b_s_.tolist() == [[t + 0.5] * 4]
         )
@@ -142,7 +142,7 @@ def test_without_replay_every_batch_comes_from_the_newest_batch_size_transitions
     assert agent.memory_capacity == agent.batch_size == 32 and args.learning_starts == 2000
     for t in range(100):
         agent.store_transition(np.full(4, t, dtype=np.float32), 0, 0.0, np.zeros(4, dtype=np.float32))
-    drawn = agent.sample_batch().s[:, 0]
+    drawn = agent.memory.sample(agent.batch_size, agent.rng).s[:, 0]
     assert drawn.min() >= 100 - 32
 
 
