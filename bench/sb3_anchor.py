@@ -75,6 +75,7 @@ class GreedyQ:
 
     def __init__(self, model):
         self.q_net = model.policy.q_net
+        self.n_states = model.observation_space.shape[0]  # a state, not screens: evaluation makes its env from it
 
     def greedy_action(self, s):
         with torch.no_grad():

@@ -166,7 +166,26 @@ TASKS = {
             confirm_episodes=100,
             budget=500_000,
             random_return=-190.0,
-            tuned=RL_ZOO_START["LunarLander-v3"],
+            # the study's best trial (bench/results/tune_LunarLander-v3/tune_best.json): SB3's two hidden
+            # layers, a faster lr, 2-step returns, Double DQN and a target synced every 50 learn steps
+            tuned=dict(
+                lr=0.00280571381207923,
+                hidden_layers=2,
+                batch_size=64,
+                hidden=256,
+                gamma=0.99,
+                target_replace_iter=50,
+                learning_starts=500,
+                memory_capacity=20_000,
+                epsilon_end=0.98,
+                epsilon_steps=12_000,
+                double=True,
+                huber=True,
+                grad_clip=0.0,
+                n_step=2,
+                prioritized=False,
+                replay_ratio=1,
+            ),
         ),
     ]
 }

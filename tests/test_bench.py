@@ -381,3 +381,16 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
     rows = list(csv.DictReader((tmp_path / "tune_trials.csv").open()))
     assert [row["state"] for row in rows] == ["RUNNING", "RUNNING"]  # the two asked above, nothing more
     assert not (tmp_path / "tune_best.json").exists()  # no trial is complete
+
+
+def test_the_sb3_anchor_is_evaluated_as_dqn_pys_agents_are():
+    """SB3's agent goes through the same evaluate() and confirmation as ours, at the task's cadence."""
+    pytest.importorskip("stable_baselines3")
+    from sb3_anchor import judge_sb3
+
+    from beyond.tasks import TASKS
+
+    task = TASKS["Acrobot-v1"]
+    result = judge_sb3(0, "Acrobot-v1", budget=task.eval_every)
+    assert result["env_steps"] == task.eval_every and [steps for steps, _ in result["evals"]] == [task.eval_every]
+    assert -500 <= result["evals"][0][1] <= 0 and result["solved_at"] is None
