@@ -104,7 +104,7 @@ class ReplayMemory:
         self.terminated = np.zeros((capacity, 1), dtype=np.float32)  # for --terminal-mask
 
     def make_rows(self):
-        # float32 like the observations and the net: a sampled batch goes to torch without a copy
+        """float32 rows, like the observations and the net: a sampled batch goes to torch without a copy."""
         return np.zeros((self.capacity, self.n_states * 2 + 2), dtype=np.float32)
 
     def store(self, s, a, r, s_, terminated=False, truncated=False):

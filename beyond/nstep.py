@@ -59,4 +59,5 @@ class NStepReturns:
         super().__init__(*args, **overrides)
 
     def make_memory(self, **options):
+        """The base agent's memory, given what its NStepRows take: gamma and n."""
         return super().make_memory(gamma=self.gamma, n_step=self.n_step, **options)

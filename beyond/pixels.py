@@ -207,6 +207,7 @@ class FrameReplayMemory(dqn.ReplayMemory):
         self.frames = np.zeros((capacity, frames + self.new_frames, height, width), dtype=np.uint8)
 
     def make_rows(self):
+        """[a, r] rows; the frames of s and s_ are kept apart, as uint8."""
         return np.zeros((self.capacity, 2), dtype=np.float32)
 
     def write(self, index, s, a, r, s_, terminated):

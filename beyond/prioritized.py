@@ -67,6 +67,7 @@ class PrioritizedReplay:
         super().__init__(*args, **overrides)
 
     def make_memory(self, **options):
+        """The base agent's memory, given what its PrioritizedRows take: alpha and the starting beta."""
         return super().make_memory(per_alpha=self.per_alpha, per_beta=self.per_beta, **options)
 
     def update(self, batch):
