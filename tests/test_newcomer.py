@@ -81,6 +81,31 @@ def test_chinese_readme_links_back_and_covers_the_same_sections():
         assert command in README_ZH
 
 
+def page_shape(text):
+    """What a translation keeps: its headings' levels, its tables, its figures and its code blocks."""
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    return dict(
+        headings=[len(hashes) for hashes in re.findall(r"^(#+) ", prose, flags=re.M)],
+        tables=len(re.findall(r"^\|[-| :]+\|$", text, flags=re.M)),
+        figures=sorted(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)),
+        code_blocks=text.count("```"),
+    )
+
+
+ENGLISH_PAGES = [ROOT / "README.md", *(p for p in PAGES if not p.name.endswith(".zh-CN.md"))]
+
+
+@pytest.mark.parametrize("page", ENGLISH_PAGES, ids=lambda p: p.name)
+def test_each_chinese_page_has_its_english_pages_sections_tables_figures_and_code(page):
+    chinese = page.with_name(page.name.replace(".md", ".zh-CN.md")).read_text(encoding="utf-8")
+    english = page.read_text(encoding="utf-8")
+    assert page_shape(chinese) == page_shape(english)
+    lost_section = re.sub(r"^## .*?(?=^## )", "", chinese, count=1, flags=re.M | re.S)
+    unclosed_code = chinese.replace("```", "", 1)
+    assert lost_section == chinese or page_shape(lost_section) != page_shape(english)
+    assert unclosed_code == chinese or page_shape(unclosed_code) != page_shape(english)
+
+
 def test_every_figure_and_local_link_in_the_docs_exists_and_the_numbers_name_their_commands():
     everything = ""
     for page in [ROOT / "README.md", ROOT / "README.zh-CN.md", *PAGES]:
