@@ -151,6 +151,34 @@ def test_the_90th_percentile_is_unsolved_only_where_an_unsolved_seed_enters_it()
     assert ablation.percentile_90([np.inf] * 3) == np.inf
 
 
+def test_a_seeds_return_curve_holds_each_evaluation_then_its_confirmed_mean_once_solved():
+    solved = dict(solved_at=3000, confirm_mean=210.0, evals=[[1000, -50.0], [2000, 120.0], [3000, 230.0]])
+    unsolved = dict(solved_at=None, confirm_mean=None, evals=[[1000, -80.0], [2000, 40.0]])
+    late_start = dict(solved_at=None, confirm_mean=None, evals=[[2000, 5.0]])
+    grid = np.array([1000, 1500, 2000, 3000, 4000])
+    table = ablation.returns_by_step([solved, unsolved, late_start], grid)
+    np.testing.assert_array_equal(table[0], [-50, -50, 120, 210, 210])
+    np.testing.assert_array_equal(table[1], [-80, -80, 40, 40, 40])
+    np.testing.assert_array_equal(table[2], [np.nan, np.nan, 5, 5, 5])
+
+
+def test_the_early_returns_table_gives_each_rows_median_after_each_evaluation(tmp_path):
+    (tmp_path / "judge").mkdir()
+    curves = {"blog": [-100.0, 50.0, 100.0], "tuned": [20.0, 300.0, 480.0]}
+    for name, means in curves.items():
+        results = [
+            dict(seed=s, solved_at=None, confirm_mean=None, unconfirmed=[], wall_s=1.0, env_steps=3000,
+                 evals=[[1000 * (i + 1), m + s] for i, m in enumerate(means)])
+            for s in range(3)
+        ]  # fmt: skip
+        ablation.row_path(tmp_path, name).write_text("".join(json.dumps(r) + "\n" for r in results))
+    text = ablation.early_returns(tmp_path, ["blog", "tuned"], [0, 1, 2])
+    blog, tuned = (line for line in text.splitlines() if line.startswith("| ") and "env steps |" not in line)
+    assert "| -99 [-100, -98] | 51 [50, 52] | 101 [100, 102] |" in blog
+    assert "| 21 [20, 22] | 301 [300, 302] | 481 [480, 482] |" in tuned
+    assert ablation.early_returns(tmp_path, ["dueling"], [0, 1, 2]) == ""
+
+
 def test_the_tuned_preset_is_the_studys_best_trial():
     best = json.loads((ROOT / "bench" / "results" / "tune_tail" / "tune_best.json").read_text())["params"]
     preset = PRESETS["tuned"]
