@@ -15,6 +15,7 @@ in, beyond/reference_runs/<name>.json is written: the file dqn.py reads.
     python bench/reference_runs.py pixels                 # from bench/results/pixel_protocol
     python bench/reference_runs.py --check                # which reference files are stale
     python bench/reference_runs.py --figure               # docs/reference_bands.png, every reference's band
+    python bench/reference_runs.py --describe             # each reference's outcome, as docs/normal-run.md gives it
 """
 
 import argparse
@@ -28,12 +29,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import intervals  # noqa: E402
+import numpy as np  # noqa: E402
 import pixel_protocol  # noqa: E402
+from ablation import percentile_90, steps_to_solve  # noqa: E402
 from judge import REPORT_SEEDS, in_pool, seed_list  # noqa: E402
 
 from beyond.cli import build, choose_weights_and_evaluate, train_with_hooks  # noqa: E402
 from beyond.flags import parse_args  # noqa: E402
-from beyond.reference import REFERENCE_DIR, draw_band, load_references, outcome_of, settings_in, settings_of  # noqa: E402
+from beyond.reference import (  # noqa: E402
+    REFERENCE_DIR,
+    collapse,
+    draw_band,
+    load_references,
+    outcome_of,
+    settings_in,
+    settings_of,
+    stops_early,
+)
+from beyond.tasks import random_return_of, threshold_of  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "reference"
 REFERENCES = {  # name: the flags a learner gives dqn.py
@@ -152,6 +166,33 @@ def figure(path=ROOT / "docs" / "reference_bands.png"):
     return path
 
 
+def outcome_words(reference):
+    """How a reference's runs ended, as the normal-run table says it, with 95% bootstrap intervals."""
+    settings, runs = reference["settings"], reference["runs"]
+    env_id = settings["env"] or "CartPole-v1"
+    threshold, random_level = threshold_of(env_id), random_return_of(env_id)
+    collapses = sum(  # a run that solved stopped on weights that held: a fall before that is not a collapse
+        r["solved_at"] is None and collapse(r["curve"], threshold, random_level, False, []) is not None for r in runs
+    )
+    if stops_early(settings):
+        steps = steps_to_solve(runs)
+        summary = intervals.summarize(steps)
+        text = (
+            f"solved {sum(np.isfinite(steps))} of {len(runs)}; solved at a median of "
+            f"{intervals.fmt(summary['median'])} env steps{intervals.fmt_interval(*summary['median_ci'])}, "
+            f"90th percentile {intervals.fmt(percentile_90(steps))}"
+        )
+    else:
+        finals = [r["final_return"] for r in runs]
+        summary = intervals.summarize(finals)
+        text = (
+            f"final greedy return: median {intervals.fmt(summary['median'], digits=1)}"
+            f"{intervals.fmt_interval(*summary['median_ci'], digits=1)}, "
+            f"{sum(f >= threshold for f in finals)} of {len(runs)} at {threshold:g} or more; lowest {min(finals):.1f}"
+        )
+    return f"{text}; a collapse on {collapses}"
+
+
 def stale():
     """The reference files whose settings are no longer what their flags give."""
     return [
@@ -168,6 +209,7 @@ def main():
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="seeds at a time, one worker process each")
     p.add_argument("--check", action="store_true", help="list the stale reference files and exit 1 if any")
     p.add_argument("--figure", action="store_true", help="then draw docs/reference_bands.png from every reference")
+    p.add_argument("--describe", action="store_true", help="then print how each reference's runs ended")
     args = p.parse_args()
     unknown = set(args.names) - set(REFERENCES)
     if unknown:
@@ -185,6 +227,9 @@ def main():
         print(f"wrote {write_reference(name, runs, made_by)} ({len(runs)} runs)")
     if args.figure:
         print(f"wrote {figure()}")
+    if args.describe:
+        for name, reference in load_references().items():
+            print(f"{name}: {outcome_words(reference)}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from beyond.reference import (  # noqa: E402
 )
 from beyond.tasks import TASKS  # noqa: E402
 
+NORMAL_RUN_PAGE = (ROOT / "docs" / "normal-run.md").read_text(encoding="utf-8")
+
 
 def made_reference(flags, runs, command="python dqn.py (the test's)"):
     """A reference file's dict for flags, with the given runs."""
@@ -192,6 +194,27 @@ def test_the_presets_learners_run_have_references(name, seeds):
     ref = json.loads((reference.REFERENCE_DIR / f"{name}.json").read_text())
     assert len(ref["runs"]) >= seeds and all(r["curve"] for r in ref["runs"])
     assert ref["command"] == " ".join(["python dqn.py", *reference_runs.REFERENCES[name]])
+
+
+@pytest.mark.parametrize("name", sorted(reference.load_references()))
+def test_the_normal_run_page_gives_each_references_outcome_as_its_command_prints_it(name):
+    ref = reference.load_references()[name]
+    row = next(line for line in NORMAL_RUN_PAGE.splitlines() if line.startswith(f"| `{ref['command']}` |"))
+    assert f"| {reference_runs.outcome_words(ref)} |" in row
+
+
+def test_a_references_outcome_counts_unsolved_seeds_and_collapses():
+    climbs, falls = [[1000, 100.0], [2000, 480.0]], [[1000, 480.0], [2000, 30.0]]
+    runs = [
+        dict(curve=climbs, solved_at=2000, final_return=480.0),
+        dict(curve=falls, solved_at=None, final_return=30.0),
+    ]
+    settings = dict(env="CartPole-v1", early_stop=475.0, no_early_stop=False)
+    words = reference_runs.outcome_words(dict(settings=settings, runs=runs))
+    assert words.startswith("solved 1 of 2; solved at a median of unsolved") and words.endswith("a collapse on 1")
+    words = reference_runs.outcome_words(dict(settings=dict(settings, early_stop=None), runs=runs))
+    final = "final greedy return: median 255.0 [30.0, 480.0], 1 of 2 at 475 or more; lowest 30.0; a collapse on 1"
+    assert words == final
 
 
 def test_a_reference_from_before_an_extension_places_runs_without_it_only():
