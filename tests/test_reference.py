@@ -189,7 +189,17 @@ def test_a_run_without_evaluations_gets_a_panel_of_its_snapshots_over_the_band()
 # ---------------------------------------------------------------------------------------
 # The committed references
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, seeds", [("blog", 30), ("tuned", 30), ("pixels", 8), ("tuned-Acrobot-v1", 30)])
+@pytest.mark.parametrize(
+    "name, seeds",
+    [
+        ("blog", 30),
+        ("tuned", 30),
+        ("pixels", 8),
+        ("tuned-Acrobot-v1", 30),
+        ("tuned-MountainCar-v0", 30),
+        ("tuned-LunarLander-v3", 30),
+    ],
+)
 def test_the_presets_learners_run_have_references(name, seeds):
     ref = json.loads((reference.REFERENCE_DIR / f"{name}.json").read_text())
     assert len(ref["runs"]) >= seeds and all(r["curve"] for r in ref["runs"])
