@@ -118,6 +118,11 @@ def load(out, name, env_id="CartPole-v1"):
     return {r["seed"]: r for r in map(json.loads, path.read_text().splitlines()) if r and is_current(r, task)}
 
 
+def seed_results(out, name, seeds, env_id="CartPole-v1"):
+    """A row's results on these seeds, in seed order."""
+    return [r for s, r in sorted(load(out, name, env_id).items()) if s in seeds]
+
+
 def judge_row_seed(task):
     """One (row, seed, budget, env), judged: (row, result). The SB3 row runs Stable-Baselines3 instead."""
     name, seed, budget, env_id = task
@@ -182,7 +187,7 @@ def table(out, names, seeds, budget, env_id="CartPole-v1"):
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
-        results = [r for s, r in sorted(load(out, name, env_id).items()) if s in seeds]
+        results = seed_results(out, name, seeds, env_id)
         if not results:
             continue
         steps = steps_to_solve(results)
@@ -222,7 +227,7 @@ def comparisons(out, seeds, env_id="CartPole-v1"):
     names = rows_for(env_id)
     pairs = COMPARISONS if env_id == "CartPole-v1" else [("tuned", n) for n in names if n != "tuned"]
     for name, against in pairs:
-        rows = [[r for s, r in sorted(load(out, n, env_id).items()) if s in seeds] for n in (name, against)]
+        rows = [seed_results(out, n, seeds, env_id) for n in (name, against)]
         if all(rows):
             p, (low, high) = intervals.probability_of_improvement(*map(steps_to_solve, rows))
             interval = "" if np.isnan(low) else f" [{low:.2f}, {high:.2f}]"
@@ -232,7 +237,7 @@ def comparisons(out, seeds, env_id="CartPole-v1"):
 
 def wall_ratio(out, seeds, name="tuned", against="sb3-zoo", env_id="CartPole-v1"):
     """A sentence on the ratio of the two rows' median wall time per seed, or "" without both rows."""
-    rows = [[r["wall_s"] for s, r in sorted(load(out, n, env_id).items()) if s in seeds] for n in (name, against)]
+    rows = [[r["wall_s"] for r in seed_results(out, n, seeds, env_id)] for n in (name, against)]
     if not all(rows):
         return ""
     ratio, (low, high) = intervals.ratio_of_medians(*rows)
@@ -258,6 +263,11 @@ def returns_by_step(results, grid):
     return table
 
 
+def median_bands(results, grid):
+    """At each grid step, the seeds' median greedy return with its 95% bootstrap interval (intervals.summarize)."""
+    return [intervals.summarize(column[np.isfinite(column)]) for column in returns_by_step(results, grid).T]
+
+
 def early_returns(out, names, seeds, env_id="CartPole-v1", evaluations=3):
     """A table of each row's median greedy return after its first evaluations, with 95% bootstrap intervals."""
     grid = TASKS[env_id].eval_every * np.arange(1, evaluations + 1)
@@ -271,12 +281,10 @@ def early_returns(out, names, seeds, env_id="CartPole-v1", evaluations=3):
         "|---|" + "---|" * len(grid),
     ]
     for name in names:
-        results = [r for s, r in sorted(load(out, name, env_id).items()) if s in seeds and r.get("evals")]
+        results = [r for r in seed_results(out, name, seeds, env_id) if r.get("evals")]
         if results:
-            cells = []
-            for column in returns_by_step(results, grid).T:
-                summary = intervals.summarize(column[np.isfinite(column)])
-                cells.append(f"{summary['median']:.0f}" + intervals.fmt_interval(*summary["median_ci"]))
+            bands = median_bands(results, grid)
+            cells = [f"{b['median']:.0f}" + intervals.fmt_interval(*b["median_ci"]) for b in bands]
             lines.append(f"| {rows_for(env_id)[name][1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n" if len(lines) > 5 else ""
 
@@ -289,7 +297,7 @@ def returns_figure(out, names, seeds, path, env_id="CartPole-v1"):
     import matplotlib.pyplot as plt
 
     task = TASKS[env_id]
-    rows = {n: [r for s, r in sorted(load(out, n, env_id).items()) if s in seeds and r.get("evals")] for n in names}
+    rows = {n: [r for r in seed_results(out, n, seeds, env_id) if r.get("evals")] for n in names}
     rows = {n: results for n, results in rows.items() if results}
     if not rows:
         return
@@ -298,8 +306,7 @@ def returns_figure(out, names, seeds, path, env_id="CartPole-v1"):
     grid = np.arange(task.eval_every, end + task.eval_every, task.eval_every)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, results in rows.items():
-        table = returns_by_step(results, grid)
-        bands = [intervals.summarize(column[np.isfinite(column)]) for column in table.T]
+        bands = median_bands(results, grid)
         (line,) = ax.plot(grid, [b["median"] for b in bands], label=f"{name} ({len(results)} seeds)")
         low, high = zip(*(b["median_ci"] for b in bands), strict=True)
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15)
@@ -328,7 +335,7 @@ def profile_figure(out, names, seeds, budget, path, env_id="CartPole-v1"):
     rng = np.random.default_rng(0)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name in names:
-        results = [r for s, r in sorted(load(out, name, env_id).items()) if s in seeds]
+        results = seed_results(out, name, seeds, env_id)
         if not results:
             continue
         steps = np.array(steps_to_solve(results))
