@@ -84,7 +84,8 @@ PROBES = {  # an env's preset plus one change: what is measured on tuning seeds 
     },
     "LunarLander-v3": {
         "tuned-hidden-layers-2": (["--preset", "tuned", "--hidden-layers", "2"], "preset with SB3's two hidden layers"),
-        # the preset learns sooner than SB3 but its greedy return swings near the threshold: steadier learning
+        # measured on the first preset (results/LunarLander-v3/first-study/probes/), which learned sooner than SB3
+        # but swung near the threshold; the second study made lr 1e-3 the preset
         "tuned-memory-50k": (["--preset", "tuned", "--memory-capacity", "50000"], "preset with SB3's 50,000 rows"),
         "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
     },

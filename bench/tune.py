@@ -26,6 +26,7 @@ trials differ from run to run.
     python bench/tune.py --env LunarLander-v3 --prune-curve     # long seeds: stop a trial plainly behind mid-seed
     python bench/tune.py --env MountainCar-v0 --prune-curve --enqueue n_step=3   # and try a probe's change second
     python bench/tune.py --env MountainCar-v0 --report          # the tables of the study as it stands, no trial
+    python bench/tune.py --env LunarLander-v3 --objective p90 --start-from-best --out DIR   # a 2nd study from the best
 
 Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
 """
@@ -198,14 +199,18 @@ PREVIOUS_PRESET = dict(
 )
 
 
+def default_out(env_id):
+    """Where an env's study writes by default: bench/results for CartPole, else bench/results/tune_<env>."""
+    return RESULTS if env_id == "CartPole-v1" else RESULTS / f"tune_{env_id}"
+
+
 def first_trial(args):
-    """A new study's first trial: on CartPole the earlier preset (or --start-from-best, tune_best.json);
-    on another env, its rl-zoo values in dqn.py's terms (beyond/tasks.py), the ones it was judged with first."""
-    if args.env != "CartPole-v1":
-        return RL_ZOO_START[args.env]
-    if args.start_from_best:
-        return json.loads((RESULTS / "tune_best.json").read_text())["params"]
-    return PREVIOUS_PRESET
+    """A new study's first trial: with --start-from-best, the env's default study's best trial (its
+    tune_best.json, the preset); else on CartPole the earlier preset, and on another env its rl-zoo
+    values in dqn.py's terms (beyond/tasks.py), the ones it was judged with first."""
+    if getattr(args, "start_from_best", False):
+        return json.loads((default_out(args.env) / "tune_best.json").read_text())["params"]
+    return PREVIOUS_PRESET if args.env == "CartPole-v1" else RL_ZOO_START[args.env]
 
 
 def trial_changes(text):
@@ -349,7 +354,9 @@ def main():
     )
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="median", help="a trial's value from its seeds")
     p.add_argument(
-        "--start-from-best", action="store_true", help="a new study's first trial: tune_best.json, not PREVIOUS_PRESET"
+        "--start-from-best",
+        action="store_true",
+        help="a new study's first trial: the best of the env's default study (its tune_best.json)",
     )
     p.add_argument("--out", default=None, help="default: bench/results, or bench/results/tune_<env> for another env")
     p.add_argument(
@@ -366,7 +373,7 @@ def main():
     p.add_argument("--report", action="store_true", help="run no trial: write the tables of the study as it stands")
     args = p.parse_args()
     cartpole = args.env == "CartPole-v1"
-    args.out = args.out or str(RESULTS if cartpole else RESULTS / f"tune_{args.env}")
+    args.out = args.out or str(default_out(args.env))
     Path(args.out).mkdir(parents=True, exist_ok=True)
     args.storage = args.storage or (DEFAULT_STORAGE if cartpole else f"sqlite:///{Path(args.out) / 'tune.db'}")
     args.budget = args.budget or (30_000 if cartpole else TASKS[args.env].budget)

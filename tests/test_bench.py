@@ -411,6 +411,28 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
     assert not (tmp_path / "tune_best.json").exists()  # no trial is complete
 
 
+def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best():
+    """--start-from-best on any env: the first trial is the best of that env's default study, not rl-zoo's."""
+    import argparse
+    import json
+
+    import tune
+
+    from beyond.tasks import RL_ZOO_START, TASKS
+
+    for env_id in ["CartPole-v1", "LunarLander-v3"]:
+        best = json.loads((tune.default_out(env_id) / "tune_best.json").read_text())["params"]
+        assert tune.first_trial(argparse.Namespace(env=env_id, start_from_best=True)) == best
+    lunar = tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=True))
+    assert lunar != RL_ZOO_START["LunarLander-v3"]
+    assert {**lunar, "lr": 0.001} == TASKS["LunarLander-v3"].tuned  # the second study's best: the first's, slower
+    assert (
+        tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=False))
+        == RL_ZOO_START["LunarLander-v3"]
+    )
+    assert tune.first_trial(argparse.Namespace(env="CartPole-v1", start_from_best=False)) == tune.PREVIOUS_PRESET
+
+
 def test_the_sb3_anchor_is_evaluated_as_dqn_pys_agents_are():
     """SB3's agent goes through the same evaluate() and confirmation as ours, at the task's cadence."""
     pytest.importorskip("stable_baselines3")
