@@ -208,7 +208,7 @@ def first_trial(args):
     """A new study's first trial: with --start-from-best, the best trial of the env's default study (its
     tune_best.json); else on CartPole the earlier preset, and on another env its rl-zoo values in
     dqn.py's terms (beyond/tasks.py), the ones it was judged with first."""
-    if getattr(args, "start_from_best", False):
+    if args.start_from_best:
         return json.loads((default_out(args.env) / "tune_best.json").read_text())["params"]
     return PREVIOUS_PRESET if args.env == "CartPole-v1" else RL_ZOO_START[args.env]
 

@@ -393,7 +393,13 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
     changes = [tune.trial_changes("n_step=3,double=true")]
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = argparse.Namespace(
-        env="MountainCar-v0", storage=storage, heartbeat=30, study_name="tuned", sampler_seed=0, enqueue=changes
+        env="MountainCar-v0",
+        storage=storage,
+        heartbeat=30,
+        study_name="tuned",
+        sampler_seed=0,
+        enqueue=changes,
+        start_from_best=False,
     )
     for _ in range(2):  # a resumed study with the same --enqueue queues nothing more
         study = tune.open_study(args)
