@@ -344,13 +344,18 @@ def test_a_second_ctrl_c_while_saving_is_ignored(tmp_path):
     from beyond.hooks import ignore_ctrl_c
 
     target = tmp_path / "metrics.csv"
-    with ignore_ctrl_c(), atomic_path(target) as tmp:
-        Path(tmp).write_text("complete\n")
-        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt mid-save otherwise
-    assert target.read_text() == "complete\n"
-    with pytest.raises(KeyboardInterrupt):  # and Ctrl-C works again afterwards
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(1)
+    # a shell starts a background job with SIGINT ignored; this is about Ctrl-C's usual handler, so install it
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with ignore_ctrl_c(), atomic_path(target) as tmp:
+            Path(tmp).write_text("complete\n")
+            os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt mid-save otherwise
+        assert target.read_text() == "complete\n"
+        with pytest.raises(KeyboardInterrupt):  # and Ctrl-C works again afterwards
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("argv", [["--lr", "0.0042"], ["--preset", "tuned"], ["--pixels", "--lr", "0.0003"]])
