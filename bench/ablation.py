@@ -75,7 +75,7 @@ def without_each_part(env_id="CartPole-v1"):
 
 
 ROWS = {**FIXED_ROWS, **without_each_part(), "sb3-zoo": SB3_ROW}
-PROBES = {  # an env's preset plus one change: what is measured on tuning seeds before its study's space is set
+PROBES = {  # an env's preset plus one change: probed before a study, or a study's best before it is the preset
     "MountainCar-v0": {
         "tuned-n-step-10": (["--preset", "tuned", "--n-step", "10"], "preset with 10-step returns"),
         "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
@@ -88,6 +88,11 @@ PROBES = {  # an env's preset plus one change: what is measured on tuning seeds 
         # but swung near the threshold; the second study made lr 1e-3 the preset
         "tuned-memory-50k": (["--preset", "tuned", "--memory-capacity", "50000"], "preset with SB3's 50,000 rows"),
         "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
+        # the third study's best (results/tune_LunarLander-v3/mean/), judged on the report seeds before it is the preset
+        "tuned-learning-starts-2000": (
+            ["--preset", "tuned", "--learning-starts", "2000"],
+            "preset learning from 2,000 env steps",
+        ),
     },
 }
 PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]
@@ -226,7 +231,10 @@ def comparisons(out, seeds, env_id="CartPole-v1"):
         "|---|---|---|",
     ]
     names = rows_for(env_id)
-    pairs = COMPARISONS if env_id == "CartPole-v1" else [("tuned", n) for n in names if n != "tuned"]
+    probes_against_sb3 = [(n, "sb3-zoo") for n in PROBES.get(env_id, {})]  # would a probe beat SB3 as the preset?
+    pairs = (
+        COMPARISONS if env_id == "CartPole-v1" else [("tuned", n) for n in names if n != "tuned"] + probes_against_sb3
+    )
     for name, against in pairs:
         rows = [seed_results(out, n, seeds, env_id) for n in (name, against)]
         if all(rows):

@@ -3,10 +3,11 @@
 Each trial picks hyperparameters and extension flags, then trains on the tuning seeds
 (1000 and up: apart from the report seeds) within a budget of env steps. Its value is the
 median (or, with --objective p90, the 90th percentile, which a slow tail cannot hide
-from) over those seeds of the env steps to solve, an unsolved seed counting as twice the
-budget. After each seed the trial reports its running mean, so that a trial already
-worse than most earlier ones at that point is pruned; so is a trial with an unsolved seed,
-since the preset has to solve every seed.
+from; with --objective mean, the mean, which feels the typical seed and the tail at once)
+over those seeds of the env steps to solve, an unsolved seed counting as twice the budget.
+After each seed the trial reports its running mean, so that a trial already worse than
+most earlier ones at that point is pruned; so is a trial with an unsolved seed, since the
+preset has to solve every seed.
 
 The study lives in a SQLite file under bench/results by default: no server, and a study
 stopped halfway resumes where it was. --storage takes any database URL Optuna accepts
@@ -27,6 +28,7 @@ trials differ from run to run.
     python bench/tune.py --env MountainCar-v0 --prune-curve --enqueue n_step=3   # and try a probe's change second
     python bench/tune.py --env MountainCar-v0 --report          # the tables of the study as it stands, no trial
     python bench/tune.py --env LunarLander-v3 --objective p90 --start-from-best --out DIR   # a 2nd study from the best
+    python bench/tune.py --env LunarLander-v3 --objective mean --start-from-preset --out DIR   # around the preset
 
 Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
 """
@@ -130,6 +132,7 @@ def trials_before(trial, study):
 
 OBJECTIVES = {  # what a trial's per-seed env steps to solve come to
     "median": statistics.median,
+    "mean": statistics.mean,  # the body and the tail at once: a rank against another agent's seeds feels both
     "p90": lambda steps: float(np.percentile(steps, 90)),  # the slow tail a learner's own seed may meet
 }
 
@@ -207,7 +210,10 @@ def default_out(env_id):
 def first_trial(args):
     """A new study's first trial: with --start-from-best, the best trial of the env's default study (its
     tune_best.json); else on CartPole the earlier preset, and on another env its rl-zoo values in
-    dqn.py's terms (beyond/tasks.py), the ones it was judged with first."""
+    dqn.py's terms (beyond/tasks.py), the ones it was judged with first. With --start-from-preset, the
+    env's tuned preset as it stands: the one a new search means to beat."""
+    if args.start_from_preset:
+        return dict(TASKS[args.env].tuned)
     if args.start_from_best:
         return json.loads((default_out(args.env) / "tune_best.json").read_text())["params"]
     return PREVIOUS_PRESET if args.env == "CartPole-v1" else RL_ZOO_START[args.env]
@@ -353,10 +359,14 @@ def main():
         "--budget", type=int, default=None, help="env steps per tuning seed (CartPole: 30,000, else the task's)"
     )
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="median", help="a trial's value from its seeds")
-    p.add_argument(
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
         "--start-from-best",
         action="store_true",
         help="a new study's first trial: the best of the env's default study (its tune_best.json)",
+    )
+    start.add_argument(
+        "--start-from-preset", action="store_true", help="a new study's first trial: the env's tuned preset"
     )
     p.add_argument("--out", default=None, help="default: bench/results, or bench/results/tune_<env> for another env")
     p.add_argument(

@@ -179,6 +179,25 @@ def test_the_early_returns_table_gives_each_rows_median_after_each_evaluation(tm
     assert ablation.early_returns(tmp_path, ["dueling"], [0, 1, 2]) == ""
 
 
+def test_a_probe_judged_on_the_report_seeds_is_compared_with_sb3_as_well_as_with_the_preset(tmp_path):
+    """On another env, each probe with results gets its own P(fewer steps) against SB3, as a preset would."""
+    (tmp_path / "judge").mkdir()
+    solved = {"tuned": [50_000, 60_000], "tuned-learning-starts-2000": [20_000, 30_000], "sb3-zoo": [40_000, 70_000]}
+    for name, steps in solved.items():
+        results = [
+            dict(seed=s, solved_at=at, confirm_mean=250.0, unconfirmed=[], wall_s=1.0, env_steps=at, evals=[])
+            for s, at in enumerate(steps)
+        ]
+        ablation.row_path(tmp_path, name).write_text("".join(json.dumps(r) + "\n" for r in results))
+    rows = [line for line in ablation.comparisons(tmp_path, [0, 1], "LunarLander-v3").splitlines() if "| " in line]
+    names = ablation.rows_for("LunarLander-v3")
+    probe, preset, sb3 = (names[n][1] for n in ["tuned-learning-starts-2000", "tuned", "sb3-zoo"])
+    assert f"| {probe} | {sb3} | 1.00 [1.00, 1.00] |" in rows  # both its seeds beat both of SB3's
+    assert f"| {preset} | {sb3} | 0.50 [0.00, 1.00] |" in rows
+    assert f"| {preset} | {probe} | 0.00 [0.00, 0.00] |" in rows
+    assert not any(line.startswith(f"| {names['tuned-memory-50k'][1]} |") for line in rows)  # a probe with no results
+
+
 def test_the_tuned_preset_is_the_studys_best_trial():
     best = json.loads((ROOT / "bench" / "results" / "tune_tail" / "tune_best.json").read_text())["params"]
     preset = PRESETS["tuned"]
@@ -400,6 +419,7 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
         sampler_seed=0,
         enqueue=changes,
         start_from_best=False,
+        start_from_preset=False,
     )
     for _ in range(2):  # a resumed study with the same --enqueue queues nothing more
         study = tune.open_study(args)
@@ -417,7 +437,7 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
     assert not (tmp_path / "tune_best.json").exists()  # no trial is complete
 
 
-def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best():
+def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best(monkeypatch, capsys):
     """--start-from-best on any env: the first trial is the best of that env's default study, not rl-zoo's."""
     import argparse
     import json
@@ -428,15 +448,25 @@ def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best():
 
     for env_id in ["CartPole-v1", "LunarLander-v3"]:
         best = json.loads((tune.default_out(env_id) / "tune_best.json").read_text())["params"]
-        assert tune.first_trial(argparse.Namespace(env=env_id, start_from_best=True)) == best
-    lunar = tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=True))
+        assert tune.first_trial(argparse.Namespace(env=env_id, start_from_best=True, start_from_preset=False)) == best
+    lunar = tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=True, start_from_preset=False))
     assert lunar != RL_ZOO_START["LunarLander-v3"]
     assert {**lunar, "lr": 0.001} == TASKS["LunarLander-v3"].tuned  # the second study's best: the first's, slower
     assert (
-        tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=False))
+        tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=False, start_from_preset=False))
         == RL_ZOO_START["LunarLander-v3"]
     )
-    assert tune.first_trial(argparse.Namespace(env="CartPole-v1", start_from_best=False)) == tune.PREVIOUS_PRESET
+    assert (
+        tune.first_trial(argparse.Namespace(env="CartPole-v1", start_from_best=False, start_from_preset=False))
+        == tune.PREVIOUS_PRESET
+    )
+    for env_id in ["CartPole-v1", "LunarLander-v3"]:  # --start-from-preset: the preset a new search means to beat
+        preset = tune.first_trial(argparse.Namespace(env=env_id, start_from_best=False, start_from_preset=True))
+        assert preset == TASKS[env_id].tuned and preset is not TASKS[env_id].tuned
+    monkeypatch.setattr(sys, "argv", ["tune.py", "--start-from-best", "--start-from-preset", "--report"])
+    with pytest.raises(SystemExit) as stopped:
+        tune.main()
+    assert stopped.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_the_sb3_anchor_is_evaluated_as_dqn_pys_agents_are():
