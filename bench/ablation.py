@@ -75,7 +75,7 @@ def without_each_part(env_id="CartPole-v1"):
 
 
 ROWS = {**FIXED_ROWS, **without_each_part(), "sb3-zoo": SB3_ROW}
-PROBES = {  # an env's preset plus one change: probed before a study, or a study's best before it is the preset
+PROBES = {  # an env's preset plus one change: probed before a study, or a study's best before it may be the preset
     "MountainCar-v0": {
         "tuned-n-step-10": (["--preset", "tuned", "--n-step", "10"], "preset with 10-step returns"),
         "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
@@ -88,7 +88,7 @@ PROBES = {  # an env's preset plus one change: probed before a study, or a study
         # but swung near the threshold; the second study made lr 1e-3 the preset
         "tuned-memory-50k": (["--preset", "tuned", "--memory-capacity", "50000"], "preset with SB3's 50,000 rows"),
         "tuned-lr-1e-3": (["--preset", "tuned", "--lr", "0.001"], "preset with lr 0.001"),
-        # the third study's best (results/tune_LunarLander-v3/mean/), judged on the report seeds before it is the preset
+        # the third study's best (results/tune_LunarLander-v3/mean/), on the report seeds: no sooner, so not the preset
         "tuned-learning-starts-2000": (
             ["--preset", "tuned", "--learning-starts", "2000"],
             "preset learning from 2,000 env steps",
