@@ -93,6 +93,13 @@ PROBES = {  # an env's preset plus one change: probed before a study, or a study
             ["--preset", "tuned", "--learning-starts", "2000"],
             "preset learning from 2,000 env steps",
         ),
+        # the third study's best once it could lower the learning rate as it goes (trial 23), on the report seeds
+        # before it became the preset (results/LunarLander-v3/probe-lr-falling/): now the preset itself
+        "tuned-lr-falling": (
+            ["--preset", "tuned", "--lr", "0.0028", "--lr-steps", "100000", "--lr-end", "0.0001"]
+            + ["--learning-starts", "2000"],
+            "preset, lr 2.8e-3 falling to 1e-4 over 100k env steps, learning from 2,000",
+        ),
     },
 }
 PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]

@@ -77,6 +77,9 @@ SPACE = dict(  # the choices of each categorical value; a study's first trial ad
 )
 TRAIN_EVERY = [1, 4, 16]  # searched only where the first trial sets it (rl-zoo's MountainCar learns every 16 steps)
 HIDDEN_LAYERS = [1, 2]  # the same: where the first trial has SB3's two hidden layers
+# the same again: where the first trial sets lr_steps (--start-from-preset: 0, no schedule); lr_end only with one
+LR_STEPS = [0, 50_000, 100_000, 200_000]
+LR_END = [1e-5, 1e-4, 3e-4]
 
 
 def suggest(trial, first=None):
@@ -103,6 +106,10 @@ def suggest(trial, first=None):
         values["train_every"] = trial.suggest_categorical("train_every", choices("train_every", TRAIN_EVERY))
     if values["prioritized"]:
         values["per_alpha"] = trial.suggest_categorical("per_alpha", [0.4, 0.6, 0.8])
+    if "lr_steps" in first:
+        values["lr_steps"] = trial.suggest_categorical("lr_steps", choices("lr_steps", LR_STEPS))
+    if values.get("lr_steps"):
+        values["lr_end"] = trial.suggest_categorical("lr_end", choices("lr_end", LR_END))
     return values
 
 
@@ -113,7 +120,7 @@ def as_flags(values):
         flag = SETTINGS[name].option
         if isinstance(value, bool):
             flags += [flag] if value else []
-        elif name == "grad_clip":
+        elif name in ("grad_clip", "lr_steps"):  # 0: off
             flags += [flag, str(value)] if value else []
         else:
             flags += [flag, str(value)]
@@ -158,10 +165,14 @@ def curve_pruning(trial):
     return on_eval
 
 
-def objective(trial, seeds, budget, n_trials, summary="median", env_id="CartPole-v1", first=None, curve=False):
+def objective(
+    trial, seeds, budget, n_trials, summary="median", env_id="CartPole-v1", first=None, curve=False, warmup=1
+):
     """Env steps to solve over the tuning seeds, summarised (unsolved: 2 x budget); pruned early when poor.
 
     curve: also prune on the first seed's evaluation curve (curve_pruning).
+    warmup: the seeds a trial finishes before the pruner may stop it for being behind (a seed it
+    does not solve stops it at once): one seed's luck decides less.
     Trial numbers come from the database in order, so two workers that start a trial at
     the same moment agree on which of them is one too many: that one ends as failed.
     """
@@ -176,7 +187,8 @@ def objective(trial, seeds, budget, n_trials, summary="median", env_id="CartPole
         steps.append(result["solved_at"] or 2 * budget)
         trial.set_user_attr(f"seed{seed}", dict(solved_at=result["solved_at"], wall_s=round(result["wall_s"], 1)))
         trial.report(statistics.mean(steps), SEED_STEPS + i if curve else i)
-        if result["solved_at"] is None or trial.should_prune():  # a preset must solve every seed
+        behind = i + 1 >= warmup and trial.should_prune()
+        if result["solved_at"] is None or behind:  # a preset must solve every seed
             raise optuna.TrialPruned()
     return OBJECTIVES[summary](steps)
 
@@ -213,7 +225,7 @@ def first_trial(args):
     dqn.py's terms (beyond/tasks.py), the ones it was judged with first. With --start-from-preset, the
     env's tuned preset as it stands: the one a new search means to beat."""
     if args.start_from_preset:
-        return dict(TASKS[args.env].tuned)
+        return {"lr_steps": 0, **TASKS[args.env].tuned}
     if args.start_from_best:
         return json.loads((default_out(args.env) / "tune_best.json").read_text())["params"]
     return PREVIOUS_PRESET if args.env == "CartPole-v1" else RL_ZOO_START[args.env]
@@ -224,7 +236,8 @@ def trial_changes(text):
     changes = {}
     for pair in text.split(","):
         name, _, value = pair.partition("=")
-        choices = {**SPACE, "train_every": TRAIN_EVERY, "hidden_layers": HIDDEN_LAYERS}.get(name)
+        choices = {**SPACE, "train_every": TRAIN_EVERY, "hidden_layers": HIDDEN_LAYERS, "lr_steps": LR_STEPS}
+        choices = {**choices, "lr_end": LR_END}.get(name)
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
@@ -236,6 +249,25 @@ def trial_changes(text):
         else:
             raise argparse.ArgumentTypeError(f"{pair!r}: not a value the search space holds")
     return changes
+
+
+def study_start(study, args):
+    """The study's first trial: as it was queued when the study began, since the preset or the env's best
+    may have changed since; with --start-from-preset, a study begun before the learning-rate schedule
+    existed ran without one (lr_steps 0)."""
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        return first_trial(args)
+    start = trials[0].system_attrs.get("fixed_params", trials[0].params)
+    return {"lr_steps": 0, **start} if args.start_from_preset else dict(start)
+
+
+def already_queued(study, values):
+    """Whether a trial of the study was queued with these values; lr_steps 0 is what a trial queued before
+    the learning-rate schedule existed ran with."""
+    without_schedule = {k: v for k, v in values.items() if not (k == "lr_steps" and v == 0)}
+    queued = (t.system_attrs.get("fixed_params", t.params) for t in study.get_trials(deepcopy=False))
+    return any(fixed in (values, without_schedule) for fixed in queued)
 
 
 def open_study(args, worker=0):
@@ -264,7 +296,9 @@ def open_study(args, worker=0):
     if not existing:
         study.enqueue_trial(first_trial(args))
     for changes in args.enqueue:  # queued once: a study that holds these values already skips them
-        study.enqueue_trial({**first_trial(args), **changes}, skip_if_exists=True)
+        values = {**study_start(study, args), **changes}
+        if not already_queued(study, values):
+            study.enqueue_trial(values)
     seed = args.sampler_seed + 10_007 * worker + existing
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
     return study
@@ -279,11 +313,19 @@ def work(args, worker=0):
         if "surplus" not in trial.user_attrs:
             print(f"trial {trial.number}: {trial.state.name.lower()} {trial.value}", flush=True)
 
-    first = first_trial(args) if args.env != "CartPole-v1" else None
+    first = study_start(study, args) if args.env != "CartPole-v1" else None
     while args.timeout is None or time.monotonic() - start < args.timeout:
         study.optimize(
             lambda trial: objective(
-                trial, args.seeds, args.budget, args.n_trials, args.objective, args.env, first, args.prune_curve
+                trial,
+                args.seeds,
+                args.budget,
+                args.n_trials,
+                args.objective,
+                args.env,
+                first,
+                args.prune_curve,
+                args.warmup_seeds,
             ),
             n_trials=1,
             catch=(StudyFull,),
@@ -359,6 +401,13 @@ def main():
         "--budget", type=int, default=None, help="env steps per tuning seed (CartPole: 30,000, else the task's)"
     )
     p.add_argument("--objective", choices=sorted(OBJECTIVES), default="median", help="a trial's value from its seeds")
+    p.add_argument(
+        "--warmup-seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="seeds a trial finishes before it can be stopped for trailing the others (an unsolved seed stops it)",
+    )
     start = p.add_mutually_exclusive_group()
     start.add_argument(
         "--start-from-best",
@@ -382,6 +431,8 @@ def main():
     )
     p.add_argument("--report", action="store_true", help="run no trial: write the tables of the study as it stands")
     args = p.parse_args()
+    if args.warmup_seeds < 1:
+        p.error(f"--warmup-seeds must be at least 1, got {args.warmup_seeds}")
     cartpole = args.env == "CartPole-v1"
     args.out = args.out or str(default_out(args.env))
     Path(args.out).mkdir(parents=True, exist_ok=True)

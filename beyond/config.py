@@ -297,6 +297,20 @@ GROUPS = [
         ],
     ),
     (
+        "learning-rate schedule (off by default)",
+        [
+            Setting(
+                "lr_end",
+                None,
+                float,
+                "Adam learning rate after --lr-steps, reached linearly from --lr",
+                identity=True,
+                since=True,
+            ),
+            count("lr_steps", None, help="env steps of the learning rate's linear schedule", identity=True, since=True),
+        ],
+    ),
+    (
         "evaluation",
         [
             count(

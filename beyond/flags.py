@@ -168,6 +168,10 @@ def validate_args(args):
     schedule = [args.epsilon_start, args.epsilon_end, args.epsilon_steps]
     if any(v is not None for v in schedule) and any(v is None for v in schedule):
         raise UsageError("--epsilon-start, --epsilon-end and --epsilon-steps go together: give all three")
+    if (args.lr_end is None) != (args.lr_steps is None):
+        raise UsageError("--lr-end and --lr-steps go together: give both")
+    if args.lr_end is not None and not (args.lr_end > 0 and math.isfinite(args.lr_end)):
+        raise UsageError(f"--lr-end must be a finite number > 0, got {args.lr_end}")
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best chooses among periodic evaluations: give --eval-every too, or --no-keep-best")
     if args.early_stop is not None and not math.isfinite(args.early_stop):

@@ -1,6 +1,6 @@
 """Training hooks: what train() needs beyond the blog, plugged in through dqn.Hooks.
 
-TrainingHooks is made of one part per job: Schedules (epsilon, prioritized replay's beta),
+TrainingHooks is made of one part per job: Schedules (epsilon, the learning rate, prioritized replay's beta),
 an Evaluator (periodic greedy evaluations, the early stop with its confirmation, keep-best;
 the judge's is a subclass), Safety (Ctrl-C, divergence), Progress (the bar while the memory
 fills), and the outputs: Snapshots (the copies of eval_net the learning video plays),
@@ -152,18 +152,24 @@ PROGRESS_LABELS = dict(
 
 
 class Schedules:
-    """epsilon's linear schedule, and prioritized replay's beta rising to 1: functions of env steps alone."""
+    """epsilon's linear schedule, Adam's learning rate (--lr-steps) and prioritized replay's beta rising to 1:
+    functions of env steps alone."""
 
     def __init__(self, args):
-        self.epsilon = self.beta = None
+        self.epsilon = self.lr = self.beta = None
         if args.epsilon_steps:
             self.epsilon = linear_schedule(args.epsilon_start, args.epsilon_end, args.epsilon_steps)
+        if args.lr_steps:
+            self.lr = linear_schedule(args.lr, args.lr_end, args.lr_steps)
         if args.prioritized:  # the importance weights' exponent
             self.beta = linear_schedule(args.per_beta, 1.0, args.per_beta_steps)
 
     def apply(self, agent, env_steps):
         if self.epsilon is not None:
             agent.epsilon = self.epsilon(env_steps)
+        if self.lr is not None:
+            for group in agent.optimizer.param_groups:
+                group["lr"] = self.lr(env_steps)
         if self.beta is not None:
             agent.memory.beta = self.beta(env_steps)
 

@@ -355,7 +355,7 @@ def restore(state, agent, env, hooks):
         parts_from_data(agent, state["agent"], agent_state_names(agent), "agent")
         parts_from_data(agent.memory, state["memory"], memory_state_names(agent.memory), "memory")
         vars(agent).pop("eval_weights", None)  # numpy views of the nets' old weights: remade on first use
-        check_agent(agent, env_steps)
+        check_agent(agent, env_steps, args)
         env.reset()  # so that each layer has values of the kinds the saved ones must match
         saved_layers, env_layers = state["env"], layers(env)
         if not isinstance(saved_layers, list) or len(saved_layers) != len(env_layers):
@@ -376,8 +376,11 @@ def restore(state, agent, env, hooks):
     torch.set_rng_state(state["torch_rng"])
 
 
-def check_agent(agent, env_steps):
+def check_agent(agent, env_steps, args):
     """The counters within what env_steps allow, the schedules' values in range, the open n-step rows in the memory."""
+    lowest, highest = sorted([args.lr, args.lr_end if args.lr_steps else args.lr])
+    if not all(lowest <= group["lr"] <= highest for group in agent.optimizer.param_groups):
+        raise StateError("agent.optimizer: a learning rate outside what --lr and --lr-end give")
     memory = agent.memory
     if not (is_count(memory.counter) and is_count(agent.learn_step_counter)):
         raise StateError("agent: a counter that is not a count")

@@ -207,9 +207,10 @@ def check_adam_state(saved, optimizer, where):
         isinstance(saved["param_groups"], list) and len(saved["param_groups"]) == len(groups), where, "Adam's groups"
     )
     for i, (group, fresh_group) in enumerate(zip(saved["param_groups"], groups, strict=True)):
-        # the run's settings make Adam's (lr, betas, eps, no maximize): a saved group must be the same
+        # the run's settings make Adam's (betas, eps, no maximize): a saved group must be the same; its
+        # learning rate may be one a schedule has moved on (resume.check_agent holds it to the run's span)
         same = isinstance(group, dict) and set(group) == set(fresh_group)
-        same = same and all(type(group[k]) is type(v) and group[k] == v for k, v in fresh_group.items())
+        same = same and all(type(group[k]) is type(v) and (k == "lr" or group[k] == v) for k, v in fresh_group.items())
         expect(same, f"{where}.param_groups.{i}", "Adam's settings for this run")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     moments = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if groups[0].get("amsgrad") else set())

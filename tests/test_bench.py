@@ -404,23 +404,61 @@ def test_curve_pruning_stops_a_trial_whose_first_seed_trails_the_others_at_the_s
     assert list(behind.study.trials[-1].intermediate_values) == [tune.CURVE_STEPS + 10_000]
 
 
-def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp_path):
+def test_a_trial_is_not_stopped_for_trailing_before_it_has_finished_its_warmup_seeds(monkeypatch):
+    import optuna
+    import tune
+
+    solved_at = {1000: 90_000, 1001: 10_000, 1002: 20_000, 1003: 20_000}  # one slow seed first, then fast ones
+    monkeypatch.setattr(
+        tune, "judge", lambda flags, seed, budget, env_id, on_eval: dict(solved_at=solved_at[seed], wall_s=1)
+    )
+    monkeypatch.setattr(tune, "suggest", lambda trial, first: dict(lr=0.001))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    for _ in range(2):  # two earlier trials at 50,000 on every seed
+        trial = study.ask()
+        for i in range(4):
+            trial.report(50_000, i)
+        study.tell(trial, 50_000)
+
+    def seeds_run(warmup):
+        trial = study.ask()
+        try:
+            value = tune.objective(trial, list(solved_at), 200_000, 100, "mean", "LunarLander-v3", warmup=warmup)
+        except optuna.TrialPruned:
+            value = None
+        return len([k for k in trial.user_attrs if k.startswith("seed")]), value
+
+    assert seeds_run(warmup=1) == (1, None)  # stopped on its slow first seed
+    assert seeds_run(warmup=2) == (4, 35_000)  # the second seed brings its mean level: it goes on, and finishes ahead
+
+
+def study_args(storage, env_id, enqueue, start_from_preset=False):
+    """tune.py's arguments for open_study: the study at storage, on env_id, with these --enqueue changes."""
     import argparse
 
     import tune
 
-    changes = [tune.trial_changes("n_step=3,double=true")]
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = argparse.Namespace(
-        env="MountainCar-v0",
+    changes = [tune.trial_changes(text) for text in enqueue]
+    return argparse.Namespace(
+        env=env_id,
         storage=storage,
         heartbeat=30,
         study_name="tuned",
         sampler_seed=0,
         enqueue=changes,
         start_from_best=False,
-        start_from_preset=False,
+        start_from_preset=start_from_preset,
     )
+
+
+def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp_path):
+    import argparse
+
+    import tune
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = study_args(storage, "MountainCar-v0", ["n_step=3,double=true"])
     for _ in range(2):  # a resumed study with the same --enqueue queues nothing more
         study = tune.open_study(args)
     first, second = (study.ask() for _ in range(2))
@@ -437,6 +475,50 @@ def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp
     assert not (tmp_path / "tune_best.json").exists()  # no trial is complete
 
 
+def test_a_study_from_the_preset_can_try_a_falling_learning_rate(tmp_path):
+    import argparse
+
+    import tune
+
+    from beyond.flags import parse_args
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"  # Acrobot's preset has no schedule
+    args = study_args(storage, "Acrobot-v1", ["lr=0.0028,lr_steps=100000,lr_end=0.0001"], start_from_preset=True)
+    study = tune.open_study(args)
+    start = tune.first_trial(args)
+    first, falling = (tune.suggest(study.ask(), start) for _ in range(2))
+    assert first == start and "lr_end" not in first and "--lr-steps" not in tune.as_flags(first)
+    assert falling == {**start, "lr": 0.0028, "lr_steps": 100_000, "lr_end": 0.0001}
+    run = parse_args(["--preset", "tuned", "--env", "Acrobot-v1", *tune.as_flags(falling)])
+    assert (run.lr, run.lr_steps, run.lr_end) == (0.0028, 100_000, 0.0001)
+    for bad in ["lr_steps=30000", "lr_end=1", "lr_end=true"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            tune.trial_changes(bad)
+
+
+def test_a_resumed_study_starts_where_it_began_though_the_preset_has_changed_since(tmp_path, monkeypatch):
+
+    import optuna
+    import tune
+
+    from beyond.tasks import TASKS
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    tuned = TASKS["LunarLander-v3"].tuned
+    before = {k: v for k, v in tuned.items() if k not in ("lr_steps", "lr_end")}  # a preset without a schedule
+    begun = optuna.create_study(storage=storage, study_name="tuned")
+    begun.enqueue_trial(before)
+    begun.enqueue_trial({**before, "n_step": 3})  # queued before the schedule existed
+    args = study_args(storage, "LunarLander-v3", ["n_step=3", "lr_steps=50000,lr_end=0.0001"], start_from_preset=True)
+    monkeypatch.setitem(tuned, "lr", 0.005)  # the preset moved on
+    study = tune.open_study(args)
+    start = tune.study_start(study, args)
+    assert start == {"lr_steps": 0, **before} and start != tune.first_trial(args)
+    queued = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    assert queued[2:] == [{**before, "lr_steps": 50_000, "lr_end": 0.0001}]  # n_step=3 was there already
+    assert len(tune.open_study(args).get_trials(deepcopy=False)) == 3  # resumed again: nothing more
+
+
 def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best(monkeypatch, capsys):
     """--start-from-best on any env: the first trial is the best of that env's default study, not rl-zoo's."""
     import argparse
@@ -451,7 +533,8 @@ def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best(monk
         assert tune.first_trial(argparse.Namespace(env=env_id, start_from_best=True, start_from_preset=False)) == best
     lunar = tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=True, start_from_preset=False))
     assert lunar != RL_ZOO_START["LunarLander-v3"]
-    assert {**lunar, "lr": 0.001} == TASKS["LunarLander-v3"].tuned  # the second study's best: the first's, slower
+    later = dict(lr=0.0028, learning_starts=2000, lr_steps=100_000, lr_end=0.0001)  # the third study's best: the
+    assert {**lunar, **later} == TASKS["LunarLander-v3"].tuned  # first's, learning later, its learning rate falling
     assert (
         tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=False, start_from_preset=False))
         == RL_ZOO_START["LunarLander-v3"]
@@ -462,11 +545,15 @@ def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best(monk
     )
     for env_id in ["CartPole-v1", "LunarLander-v3"]:  # --start-from-preset: the preset a new search means to beat
         preset = tune.first_trial(argparse.Namespace(env=env_id, start_from_best=False, start_from_preset=True))
-        assert preset == TASKS[env_id].tuned and preset is not TASKS[env_id].tuned
+        assert preset == {"lr_steps": 0, **TASKS[env_id].tuned}  # its learning rate as it is: no schedule
     monkeypatch.setattr(sys, "argv", ["tune.py", "--start-from-best", "--start-from-preset", "--report"])
     with pytest.raises(SystemExit) as stopped:
         tune.main()
     assert stopped.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["tune.py", "--warmup-seeds", "0", "--report"])
+    with pytest.raises(SystemExit) as stopped:
+        tune.main()
+    assert stopped.value.code == 2 and "--warmup-seeds must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_the_sb3_anchor_is_evaluated_as_dqn_pys_agents_are():

@@ -172,6 +172,10 @@ BAD_INPUTS = [
     (["--video", "clip.avi"], "--video"),
     (["--epsilon-start", "0.1"], "--epsilon-start"),
     (["--grad-clip", "-1"], "--grad-clip"),
+    (["--lr-steps", "1000"], "--lr-end"),
+    (["--lr-steps", "1000", "--lr-end", "0"], "--lr-end"),
+    (["--lr-steps", "1000", "--lr-end", "inf"], "--lr-end"),
+    (["--lr-end", "0.001", "--lr-steps", "0"], "--lr-steps"),
     (["--run-name", "a/b"], "--run-name"),
     (["--no-such-flag"], "no-such-flag"),
 ]

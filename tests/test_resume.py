@@ -93,6 +93,20 @@ def test_a_run_stopped_by_ctrl_c_and_resumed_is_the_run_that_never_stopped(one_g
     assert_same_run(one_go, "cut", "one-go")
 
 
+def test_a_run_whose_learning_rate_falls_resumes_exactly(tmp_path):
+    falling = ["--lr", "0.01", "--lr-steps", "4000", "--lr-end", "0.0001", "--max-env-steps"]
+    run_ok(*TUNED, *QUIET, *falling, "6000", "--run-name", "one-go", cwd=tmp_path)
+    run_ok(*TUNED, *QUIET, *falling, "3000", "--run-name", "split", cwd=tmp_path)
+
+    def saved_lr():
+        return saved_state(tmp_path, "split")["agent"]["optimizer"]["state"]["param_groups"][0]["lr"]
+
+    assert saved_lr() == pytest.approx(0.01 + (0.0001 - 0.01) * 2999 / 4000)  # set before the 3,000th step
+    run_ok("--resume", tmp_path / "runs" / "split", "--max-env-steps", "6000", *QUIET, cwd=tmp_path)
+    assert_same_run(tmp_path, "split", "one-go")
+    assert saved_lr() == pytest.approx(0.0001)
+
+
 def test_a_pixel_run_resumes_exactly(tmp_path):
     run_ok(*PIXELS, *QUIET, "--max-env-steps", "600", "--run-name", "one-go", cwd=tmp_path)
     for split in ("split", "format-3"):

@@ -429,6 +429,8 @@ WRONG_STATE = [  # (what, path, new value or a function of the old one)
     ("a NaN greedy probability", ("agent", "epsilon"), math.nan),
     ("a greedy probability of 2", ("agent", "epsilon"), 2.0),
     ("Adam's lr negative", ("agent", "optimizer", "state", "param_groups", 0, "lr"), -0.01),
+    ("Adam's lr not the run's", ("agent", "optimizer", "state", "param_groups", 0, "lr"), 0.5),
+    ("Adam's lr NaN", ("agent", "optimizer", "state", "param_groups", 0, "lr"), math.nan),
     ("Adam maximizing", ("agent", "optimizer", "state", "param_groups", 0, "maximize"), True),
     ("the memory's counter 10^30", ("memory", "counter"), 10**30),
     ("more learn steps than env steps", ("agent", "learn_step_counter"), 10**6),
