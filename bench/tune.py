@@ -80,6 +80,8 @@ HIDDEN_LAYERS = [1, 2]  # the same: where the first trial has SB3's two hidden l
 # the same again: where the first trial sets lr_steps (--start-from-preset: 0, no schedule); lr_end only with one
 LR_STEPS = [0, 50_000, 100_000, 200_000]
 LR_END = [1e-5, 1e-4, 3e-4]
+# what --enqueue may set, each to one of its choices (lr: a range of its own)
+ENQUEUE_CHOICES = dict(SPACE, train_every=TRAIN_EVERY, hidden_layers=HIDDEN_LAYERS, lr_steps=LR_STEPS, lr_end=LR_END)
 
 
 def suggest(trial, first=None):
@@ -236,8 +238,7 @@ def trial_changes(text):
     changes = {}
     for pair in text.split(","):
         name, _, value = pair.partition("=")
-        choices = {**SPACE, "train_every": TRAIN_EVERY, "hidden_layers": HIDDEN_LAYERS, "lr_steps": LR_STEPS}
-        choices = {**choices, "lr_end": LR_END}.get(name)
+        choices = ENQUEUE_CHOICES.get(name)
         try:
             value = json.loads(value)
         except json.JSONDecodeError:

@@ -497,7 +497,6 @@ def test_a_study_from_the_preset_can_try_a_falling_learning_rate(tmp_path):
 
 
 def test_a_resumed_study_starts_where_it_began_though_the_preset_has_changed_since(tmp_path, monkeypatch):
-
     import optuna
     import tune
 
@@ -545,7 +544,8 @@ def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best(monk
     )
     for env_id in ["CartPole-v1", "LunarLander-v3"]:  # --start-from-preset: the preset a new search means to beat
         preset = tune.first_trial(argparse.Namespace(env=env_id, start_from_best=False, start_from_preset=True))
-        assert preset == {"lr_steps": 0, **TASKS[env_id].tuned}  # its learning rate as it is: no schedule
+        assert preset == {"lr_steps": 0, **TASKS[env_id].tuned} and preset is not TASKS[env_id].tuned  # lr_steps 0:
+        # its learning rate as the preset has it, falling only if the preset's does
     monkeypatch.setattr(sys, "argv", ["tune.py", "--start-from-best", "--start-from-preset", "--report"])
     with pytest.raises(SystemExit) as stopped:
         tune.main()
