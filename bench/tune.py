@@ -167,6 +167,30 @@ def curve_pruning(trial):
     return on_eval
 
 
+class LatestMedianPruner(optuna.pruners.BasePruner):
+    """Stop a trial whose latest running mean is worse than the finished trials' median at that seed.
+
+    Optuna's MedianPruner weighs a trial's best report so far, so a trial whose first seed
+    was fast would never be stopped by the slow seeds after it. The first seed's evaluation
+    curve (--prune-curve) keeps MedianPruner's rule: a noisy curve is behind only if it has
+    never been ahead.
+    """
+
+    def __init__(self, n_startup_trials=5):
+        self.n_startup_trials = n_startup_trials
+        self.curve = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0)
+
+    def prune(self, study, trial):
+        step = trial.last_step
+        if step is not None and CURVE_STEPS <= step < SEED_STEPS:
+            return self.curve.prune(study, trial)
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        there = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
+        if step is None or len(finished) < self.n_startup_trials or not there:
+            return False
+        return trial.intermediate_values[step] > statistics.median(there)
+
+
 def objective(
     trial, seeds, budget, n_trials, summary="median", env_id="CartPole-v1", first=None, curve=False, warmup=1
 ):
@@ -291,7 +315,7 @@ def open_study(args, worker=0):
         storage=storage,
         load_if_exists=True,
         direction="minimize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+        pruner=LatestMedianPruner(n_startup_trials=5),
     )
     existing = len(study.get_trials(deepcopy=False))
     if not existing:

@@ -392,7 +392,7 @@ def test_curve_pruning_stops_a_trial_whose_first_seed_trails_the_others_at_the_s
     import tune
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    study = optuna.create_study(pruner=tune.LatestMedianPruner(n_startup_trials=2))
     for mean in (100.0, 120.0):  # two earlier trials, each evaluated at 10,000 env steps
         trial = study.ask()
         tune.curve_pruning(trial)(10_000, mean)
@@ -404,33 +404,72 @@ def test_curve_pruning_stops_a_trial_whose_first_seed_trails_the_others_at_the_s
     assert list(behind.study.trials[-1].intermediate_values) == [tune.CURVE_STEPS + 10_000]
 
 
-def test_a_trial_is_not_stopped_for_trailing_before_it_has_finished_its_warmup_seeds(monkeypatch):
+def seeds_run(monkeypatch, solved_at, pruner, warmup=1):
+    """A trial of tune.objective on seeds that solve at solved_at, after two finished trials at 50,000 on every
+    seed: (the seeds it ran, its value or None if pruned)."""
     import optuna
     import tune
 
-    solved_at = {1000: 90_000, 1001: 10_000, 1002: 20_000, 1003: 20_000}  # one slow seed first, then fast ones
     monkeypatch.setattr(
         tune, "judge", lambda flags, seed, budget, env_id, on_eval: dict(solved_at=solved_at[seed], wall_s=1)
     )
     monkeypatch.setattr(tune, "suggest", lambda trial, first: dict(lr=0.001))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
-    for _ in range(2):  # two earlier trials at 50,000 on every seed
+    study = optuna.create_study(pruner=pruner)
+    for _ in range(2):
         trial = study.ask()
-        for i in range(4):
+        for i in range(len(solved_at)):
             trial.report(50_000, i)
         study.tell(trial, 50_000)
+    trial = study.ask()
+    try:
+        value = tune.objective(trial, list(solved_at), 200_000, 100, "mean", "LunarLander-v3", warmup=warmup)
+    except optuna.TrialPruned:
+        value = None
+    return len([k for k in trial.user_attrs if k.startswith("seed")]), value
 
-    def seeds_run(warmup):
-        trial = study.ask()
-        try:
-            value = tune.objective(trial, list(solved_at), 200_000, 100, "mean", "LunarLander-v3", warmup=warmup)
-        except optuna.TrialPruned:
-            value = None
-        return len([k for k in trial.user_attrs if k.startswith("seed")]), value
 
-    assert seeds_run(warmup=1) == (1, None)  # stopped on its slow first seed
-    assert seeds_run(warmup=2) == (4, 35_000)  # the second seed brings its mean level: it goes on, and finishes ahead
+def test_a_trial_is_not_stopped_for_trailing_before_it_has_finished_its_warmup_seeds(monkeypatch):
+    import tune
+
+    solved_at = {1000: 90_000, 1001: 10_000, 1002: 20_000, 1003: 20_000}  # one slow seed first, then fast ones
+    pruner = tune.LatestMedianPruner(n_startup_trials=2)
+    assert seeds_run(monkeypatch, solved_at, pruner, warmup=1) == (1, None)  # stopped on its slow first seed
+    # the second seed brings its mean level: it goes on, and finishes ahead
+    assert seeds_run(monkeypatch, solved_at, pruner, warmup=2) == (4, 35_000)
+
+
+def test_a_trial_fast_on_its_first_seed_is_stopped_once_its_running_mean_falls_behind(monkeypatch):
+    import optuna
+    import tune
+
+    solved_at = {1000: 10_000, 1001: 90_000, 1002: 90_000, 1003: 10_000}  # a lucky first seed, then slow ones
+    # running means 10,000, 50,000 (level: goes on), 63,333 (behind): stopped after its third seed
+    assert seeds_run(monkeypatch, solved_at, tune.LatestMedianPruner(n_startup_trials=2)) == (3, None)
+    # MedianPruner weighs the best report so far (10,000) and lets it run to the end
+    median_pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    assert seeds_run(monkeypatch, solved_at, median_pruner) == (4, 50_000)
+
+
+def test_the_pruner_waits_for_its_startup_trials_and_a_report():
+    import optuna
+    import tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=tune.LatestMedianPruner(n_startup_trials=2))
+    finished = study.ask()
+    finished.report(50_000, 0)
+    study.tell(finished, 50_000)
+    trial = study.ask()
+    assert not trial.should_prune()  # nothing reported yet
+    trial.report(90_000, 0)
+    assert not trial.should_prune()  # one finished trial of the two it waits for
+    second = study.ask()
+    second.report(50_000, 0)
+    study.tell(second, 50_000)
+    assert trial.should_prune()
+    trial.report(10_000, 1)
+    assert not trial.should_prune()  # no finished trial reported at this seed
 
 
 def study_args(storage, env_id, enqueue, start_from_preset=False):
