@@ -406,7 +406,7 @@ def test_curve_pruning_stops_a_trial_whose_first_seed_trails_the_others_at_the_s
 
 def seeds_run(monkeypatch, solved_at, pruner, warmup=1):
     """A trial of tune.objective on seeds that solve at solved_at, after two finished trials at 50,000 on every
-    seed: (the seeds it ran, its value or None if pruned)."""
+    seed: (how many seeds it ran, its value or None if pruned)."""
     import optuna
     import tune
 
