@@ -182,11 +182,13 @@ class LatestMedianPruner(optuna.pruners.BasePruner):
 
     def prune(self, study, trial):
         step = trial.last_step
-        if step is not None and CURVE_STEPS <= step < SEED_STEPS:
+        if step is None:
+            return False
+        if CURVE_STEPS <= step < SEED_STEPS:
             return self.curve.prune(study, trial)
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         there = [t.intermediate_values[step] for t in finished if step in t.intermediate_values]
-        if step is None or len(finished) < self.n_startup_trials or not there:
+        if len(finished) < self.n_startup_trials or not there:
             return False
         return trial.intermediate_values[step] > statistics.median(there)
 
