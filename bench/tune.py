@@ -80,8 +80,11 @@ HIDDEN_LAYERS = [1, 2]  # the same: where the first trial has SB3's two hidden l
 # the same again: where the first trial sets lr_steps (--start-from-preset: 0, no schedule); lr_end only with one
 LR_STEPS = [0, 50_000, 100_000, 200_000]
 LR_END = [1e-5, 1e-4, 3e-4]
+PER_ALPHA = [0.4, 0.6, 0.8]  # only with prioritized replay
 # what --enqueue may set, each to one of its choices (lr: a range of its own)
-ENQUEUE_CHOICES = dict(SPACE, train_every=TRAIN_EVERY, hidden_layers=HIDDEN_LAYERS, lr_steps=LR_STEPS, lr_end=LR_END)
+ENQUEUE_CHOICES = dict(
+    SPACE, train_every=TRAIN_EVERY, hidden_layers=HIDDEN_LAYERS, lr_steps=LR_STEPS, lr_end=LR_END, per_alpha=PER_ALPHA
+)
 
 
 def suggest(trial, first=None):
@@ -100,19 +103,24 @@ def suggest(trial, first=None):
     if "hidden_layers" in first:
         values["hidden_layers"] = trial.suggest_categorical("hidden_layers", choices("hidden_layers", HIDDEN_LAYERS))
     for name, base in SPACE.items():
-        if name == "dueling" and values.get("hidden_layers", 1) > 1:  # the dueling head is the one-layer net's
-            values[name] = False
+        if name == "dueling" and values.get("hidden_layers", 1) > 1 and name not in enqueued(trial):
+            values[name] = False  # drawn on the one-layer net only, as the studies ran; --enqueue may set it
             continue
         values[name] = trial.suggest_categorical(name, choices(name, base))
     if "train_every" in first:
         values["train_every"] = trial.suggest_categorical("train_every", choices("train_every", TRAIN_EVERY))
     if values["prioritized"]:
-        values["per_alpha"] = trial.suggest_categorical("per_alpha", [0.4, 0.6, 0.8])
+        values["per_alpha"] = trial.suggest_categorical("per_alpha", PER_ALPHA)
     if "lr_steps" in first:
         values["lr_steps"] = trial.suggest_categorical("lr_steps", choices("lr_steps", LR_STEPS))
     if values.get("lr_steps"):
         values["lr_end"] = trial.suggest_categorical("lr_end", choices("lr_end", LR_END))
     return values
+
+
+def enqueued(trial):
+    """The values --enqueue fixed for this trial (none for one the sampler draws)."""
+    return trial.study.get_trials(deepcopy=False)[trial.number].system_attrs.get("fixed_params", {})
 
 
 def as_flags(values):

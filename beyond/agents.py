@@ -10,7 +10,7 @@ mixed into the base agent's memory_class the same way.
 import dqn
 from beyond.config import EXTENSION_DEFAULTS
 from beyond.deep import HiddenLayers
-from beyond.dueling import Dueling, DuelingPixels
+from beyond.dueling import Dueling, DuelingHiddenLayers, DuelingPixels
 from beyond.nstep import NStepReturns
 from beyond.pixels import PixelDQN
 from beyond.prioritized import PrioritizedReplay
@@ -20,13 +20,13 @@ from beyond.replay_ratio import ReplayRatio
 def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1, hidden_layers=1):
     """dqn.DQN or PixelDQN, with the chosen extensions mixed in."""
     base = PixelDQN if pixels else dqn.DQN
-    dueling_mixin = DuelingPixels if pixels else Dueling
+    dueling_mixin = DuelingPixels if pixels else DuelingHiddenLayers if hidden_layers > 1 else Dueling
     chosen = (
         (ReplayRatio, replay_ratio > 1),
         (PrioritizedReplay, prioritized),
         (NStepReturns, n_step > 1),
         (dueling_mixin, dueling),
-        (HiddenLayers, hidden_layers > 1),  # the state MLP's; flags.py refuses it with --pixels or --dueling
+        (HiddenLayers, hidden_layers > 1),  # the state MLP's; flags.py refuses it with --pixels
     )
     mixins = [mixin for mixin, on in chosen if on]
     if not mixins:

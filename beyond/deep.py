@@ -46,13 +46,18 @@ class HiddenLayers:
     def greedy_action(self, s):
         """argmax_a Q(s, a), in numpy as the blog's agent does: layer by layer."""
         *hidden, w_out, b_out = self.eval_weights
-        for w, b in zip(hidden[::2], hidden[1::2], strict=True):
-            s = np.maximum(w @ s + b, 0)
-        return int(np.argmax(w_out @ s + b_out))
+        return int(np.argmax(w_out @ hidden_features(hidden, s) + b_out))
 
     def update(self, batch):
         """dqn.DQN.update with loss.backward() in place of the hand-written gradient."""
         return autograd_update(self, batch)
+
+
+def hidden_features(weights, s):
+    """The last hidden layer's output for one state, in numpy: weights are the hidden layers' [w, b, w, b, ...]."""
+    for w, b in zip(weights[::2], weights[1::2], strict=True):
+        s = np.maximum(w @ s + b, 0)
+    return s
 
 
 def autograd_update(agent, batch):

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 import dqn
+from beyond.deep import hidden_features
 
 
 class DuelingHead(nn.Module):
@@ -74,7 +75,29 @@ class DuelingPixels:
 
     def make_net(self):
         """PixelDQN's net with a DuelingHead of the same size in place of its last layer."""
-        net = super().make_net()
-        last = net.fc[-1]
-        net.fc[-1] = DuelingHead(last.in_features, last.out_features).to(last.weight.device)
+        return with_dueling_head(super().make_net())
+
+
+class DuelingHiddenLayers:
+    """Mixin for HiddenLayers (beyond/deep.py): deep_q_net's last Linear becomes a DuelingHead."""
+
+    RESUME_STATE = ()  # nothing beyond the base agent's: the nets are the base agent's state
+
+    def make_net(self):
+        """deep_q_net with a DuelingHead in place of its last layer, its streams ~ N(0, 0.1) as the layers below."""
+        net = with_dueling_head(super().make_net())
+        for layer in (net.fc[-1].value, net.fc[-1].advantage):
+            nn.init.normal_(layer.weight, std=0.1)
         return net
+
+    def greedy_action(self, s):
+        """argmax_a A(s, a) on the last hidden layer's features, in numpy, as Dueling's."""
+        *hidden, _, _, w_advantage, b_advantage = self.eval_weights
+        return int(np.argmax(w_advantage @ hidden_features(hidden, s) + b_advantage))
+
+
+def with_dueling_head(net):
+    """net with a DuelingHead of the same size in place of its last Linear, net.fc[-1]."""
+    last = net.fc[-1]
+    net.fc[-1] = DuelingHead(last.in_features, last.out_features).to(last.weight.device)
+    return net

@@ -153,8 +153,6 @@ def check_extensions(extensions, path):
             check_range(SETTINGS[name], value)
         if values.get("n_step", 1) > dqn.hyperparameters["memory_capacity"]:
             raise UsageError("--n-step longer than the replay memory")
-        if values.get("hidden_layers", 1) > 1 and values.get("dueling"):
-            raise UsageError("hidden layers with a dueling head, which no run makes")
     except UsageError as e:
         raise UsageError(f"--play: {path} is damaged: meta.extensions: {e}") from None
 

@@ -185,8 +185,8 @@ def validate_args(args):
         args.eval_env = eval_env_id(args.env)
         check_memory(args, obs_shape, n_actions)
     check_device(args)
-    if args.hidden_layers > 1 and (args.pixels or args.dueling):
-        raise UsageError("--hidden-layers stacks the state MLP's layers; it does not go with --pixels or --dueling")
+    if args.hidden_layers > 1 and args.pixels:
+        raise UsageError("--hidden-layers stacks the state MLP's layers; it does not go with --pixels")
     if args.track_strip and not args.pixels and args.play is None:
         raise UsageError("--track-strip is part of the --pixels view; the state has the cart's position already")
     if args.pixels and args.play is None:

@@ -41,6 +41,8 @@ def net_parameters(obs_shape, n_actions, hidden, pixels, dueling, hidden_layers=
                 net.fc[-1] = DuelingHead(hidden, n_actions)
         elif hidden_layers > 1:
             net = deep_q_net(obs_shape[0], n_actions, hidden, hidden_layers)
+            if dueling:  # as DuelingHiddenLayers makes it
+                net.fc[-1] = DuelingHead(hidden, n_actions)
         else:
             net = (dueling_q_net if dueling else dqn.q_net)(obs_shape[0], n_actions, hidden)
     return sum(p.numel() for p in net.parameters())

@@ -535,6 +535,33 @@ def test_a_study_from_the_preset_can_try_a_falling_learning_rate(tmp_path):
             tune.trial_changes(bad)
 
 
+def test_a_study_from_the_preset_can_try_prioritized_replay_or_a_dueling_head_on_its_layers(tmp_path):
+    import argparse
+
+    import tune
+
+    from beyond.flags import parse_args
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    enqueue = ["prioritized=true,per_alpha=0.4", "dueling=true"]
+    args = study_args(storage, "LunarLander-v3", enqueue, start_from_preset=True)
+    study = tune.open_study(args)
+    start = tune.first_trial(args)
+    first, prioritized, dueling, *drawn = (tune.suggest(study.ask(), start) for _ in range(23))
+    assert not first["prioritized"] and "per_alpha" not in first and not first["dueling"]
+    assert prioritized == {**first, "prioritized": True, "per_alpha": 0.4}
+    assert dueling == {**first, "dueling": True}
+    assert all(not values["dueling"] for values in drawn if values["hidden_layers"] == 2)  # as the studies drew
+    assert {values["hidden_layers"] for values in drawn} == {1, 2}  # both occur, so the check can fail
+    run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(prioritized)])
+    assert (run.prioritized, run.per_alpha) == (True, 0.4)
+    run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(dueling)])
+    assert (run.dueling, run.hidden_layers) == (True, 2)
+    for bad in ["per_alpha=0.5", "per_alpha=1", "per_alpha=true"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            tune.trial_changes(bad)
+
+
 def test_a_resumed_study_starts_where_it_began_though_the_preset_has_changed_since(tmp_path, monkeypatch):
     import optuna
     import tune

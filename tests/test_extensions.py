@@ -396,10 +396,12 @@ def test_hidden_layers_stack_linear_relu_with_the_blogs_init():
         assert abs(layer.weight.std().item() - 0.1) < 0.02  # N(0, 0.1), as q_net's
 
 
+@pytest.mark.parametrize("dueling", [False, True], ids=["plain", "dueling"])
 @pytest.mark.parametrize("layers", [2, 3])
-def test_a_deep_agents_greedy_action_is_the_argmax_of_its_net(layers):
-    agent = make_agent(4, 3, seed=3, hidden_layers=layers, hidden=32)
+def test_a_deep_agents_greedy_action_is_the_argmax_of_its_net(layers, dueling):
+    agent = make_agent(4, 3, seed=3, hidden_layers=layers, hidden=32, dueling=dueling)
     assert isinstance(agent.eval_net, deep_q_net)
+    assert isinstance(agent.eval_net.fc[-1], DuelingHead if dueling else nn.Linear)
     states = np.random.default_rng(0).normal(scale=10, size=(300, 4)).astype(np.float32)
     with torch.no_grad():
         expected = agent.eval_net(torch.from_numpy(states)).argmax(1).tolist()
@@ -413,7 +415,19 @@ def test_a_deep_agents_update_is_the_loss_gradient_step(huber):
     assert_update_gradients_are_the_loss_gradients(agent, deep_q_net(4, 2, agent.hidden, 2))
 
 
-@pytest.mark.parametrize("others", [dict(n_step=3), dict(prioritized=True), dict(replay_ratio=2)])
+def test_a_deep_dueling_agents_update_is_the_loss_gradient_step():
+    agent = make_agent(4, 2, seed=2, hidden_layers=2, dueling=True, memory_capacity=100, learning_starts=0)
+    reference = deep_q_net(4, 2, agent.hidden, 2)
+    reference.fc[-1] = DuelingHead(agent.hidden, 2)
+    assert_update_gradients_are_the_loss_gradients(agent, reference)
+    head = agent.eval_net.fc[-1]
+    for layer in (head.value, head.advantage):  # N(0, 0.1), as the layers below
+        assert abs(layer.weight.std().item() - 0.1) < 0.03
+
+
+@pytest.mark.parametrize(
+    "others", [dict(n_step=3), dict(prioritized=True), dict(replay_ratio=2), dict(dueling=True, n_step=3)]
+)
 def test_hidden_layers_stack_with_the_other_extensions_and_learn(others):
     agent = make_agent(4, 2, seed=5, hidden_layers=2, memory_capacity=100, learning_starts=0, **others)
     rng = np.random.default_rng(0)
@@ -425,19 +439,22 @@ def test_hidden_layers_stack_with_the_other_extensions_and_learn(others):
     assert all(not torch.equal(a, b) for a, b in zip(before, agent.eval_net.parameters(), strict=True))
 
 
-def test_the_hidden_layers_flag_reaches_the_checkpoint_and_plays_back(dqn_cli, tmp_path):
-    result = dqn_cli(*SHORT, "--hidden-layers", "2", "--watch", "0", "--snapshots", "0", "--run-name", "deep")
+@pytest.mark.parametrize(
+    "head, last_layer", [([], 50 * 2 + 2), (["--dueling"], (50 + 1) + (50 * 2 + 2))], ids=["plain", "dueling"]
+)
+def test_the_hidden_layers_flag_reaches_the_checkpoint_and_plays_back(dqn_cli, tmp_path, head, last_layer):
+    result = dqn_cli(*SHORT, "--hidden-layers", "2", *head, "--watch", "0", "--snapshots", "0", "--run-name", "deep")
     assert result.returncode == 0, result.stderr[-2000:]
     model = tmp_path / "runs" / "deep" / "model.pt"
     checkpoint = torch.load(model, weights_only=True)
     assert checkpoint["meta"]["settings"]["hidden_layers"] == 2
-    assert sum(t.numel() for t in checkpoint["eval_net"].values()) == 4 * 50 + 50 + 50 * 50 + 50 + 50 * 2 + 2
+    assert checkpoint["meta"]["settings"]["dueling"] == bool(head)
+    assert sum(t.numel() for t in checkpoint["eval_net"].values()) == 4 * 50 + 50 + 50 * 50 + 50 + last_layer
     played = dqn_cli("--play", model, "--watch", "1", "--video", tmp_path / "played.gif")
     assert played.returncode == 0, played.stderr[-2000:]
     for args, needle in [
         (["--hidden-layers", "0"], "--hidden-layers must be a positive integer"),
         (["--hidden-layers", "9"], "--hidden-layers must be at most 8"),
-        (["--hidden-layers", "2", "--dueling"], "--hidden-layers stacks the state MLP's layers"),
         (["--hidden-layers", "2", "--pixels"], "--hidden-layers stacks the state MLP's layers"),
     ]:
         assert_one_line_error(dqn_cli(*args), needle)
