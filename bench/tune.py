@@ -29,6 +29,7 @@ trials differ from run to run.
     python bench/tune.py --env MountainCar-v0 --report          # the tables of the study as it stands, no trial
     python bench/tune.py --env LunarLander-v3 --objective p90 --start-from-best --out DIR   # a 2nd study from the best
     python bench/tune.py --env LunarLander-v3 --objective mean --start-from-preset --out DIR   # around the preset
+    python bench/tune.py --env LunarLander-v3 --drop-waiting --enqueue dueling=true --out DIR   # next, not the queue
 
 Writes bench/results/tune_trials.csv (every trial) and tune_best.json (the chosen values).
 """
@@ -301,8 +302,26 @@ def already_queued(study, values):
     """Whether a trial of the study was queued with these values; lr_steps 0 is what a trial queued before
     the learning-rate schedule existed ran with."""
     without_schedule = {k: v for k, v in values.items() if not (k == "lr_steps" and v == 0)}
-    queued = (t.system_attrs.get("fixed_params", t.params) for t in study.get_trials(deepcopy=False))
+    kept = (t for t in study.get_trials(deepcopy=False) if "dropped" not in t.user_attrs)
+    queued = (t.system_attrs.get("fixed_params", t.params) for t in kept)
     return any(fixed in (values, without_schedule) for fixed in queued)
+
+
+def drop_waiting(args):
+    """--drop-waiting: mark the study's queued trials that never started as failed; return how many.
+
+    A resumed study runs what it has queued first, in order: dropping the queue lets new
+    --enqueue values run next (a dropped trial's values may be queued again).
+    """
+    try:
+        study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    except KeyError:  # no such study yet: nothing queued
+        return 0
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for t in waiting:  # Optuna has no public call that ends a queued trial: its storage's own
+        study._storage.set_trial_user_attr(t._trial_id, "dropped", "queued, never started: --drop-waiting")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return len(waiting)
 
 
 def open_study(args, worker=0):
@@ -464,6 +483,9 @@ def main():
         metavar="NAME=VALUE[,NAME=VALUE]",
         help="also try the first trial with these values changed, next (e.g. n_step=3: what a probe found)",
     )
+    p.add_argument(
+        "--drop-waiting", action="store_true", help="first mark the queued trials that never started as failed"
+    )
     p.add_argument("--report", action="store_true", help="run no trial: write the tables of the study as it stands")
     args = p.parse_args()
     if args.warmup_seeds < 1:
@@ -473,6 +495,8 @@ def main():
     Path(args.out).mkdir(parents=True, exist_ok=True)
     args.storage = args.storage or (DEFAULT_STORAGE if cartpole else f"sqlite:///{Path(args.out) / 'tune.db'}")
     args.budget = args.budget or (30_000 if cartpole else TASKS[args.env].budget)
+    if args.drop_waiting:
+        print(f"dropped {drop_waiting(args)} queued trials", flush=True)
     if not args.report:
         run_workers(args)
     total, complete = write_results(open_study(args), Path(args.out))

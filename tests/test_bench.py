@@ -562,6 +562,28 @@ def test_a_study_from_the_preset_can_try_prioritized_replay_or_a_dueling_head_on
             tune.trial_changes(bad)
 
 
+def test_dropping_the_queue_runs_the_new_enqueued_values_next(tmp_path):
+    import tune
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = study_args(storage, "LunarLander-v3", ["n_step=3", "batch_size=128"], start_from_preset=True)
+    assert tune.drop_waiting(args) == 0  # no study yet
+    study = tune.open_study(args)
+    running = study.ask()  # the first trial, started
+    assert tune.drop_waiting(args) == 2  # the two queued ones; the running one stays
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.RUNNING, TrialState.FAIL, TrialState.FAIL]
+    again = study_args(storage, "LunarLander-v3", ["dueling=true", "n_step=3"], start_from_preset=True)
+    study = tune.open_study(again)  # a dropped trial's values may be queued again
+    start = tune.study_start(study, again)
+    assert [tune.suggest(study.ask(), start) for _ in range(2)] == [
+        {**tune.suggest(running, start), "dueling": True},
+        {**tune.suggest(running, start), "n_step": 3},
+    ]
+    assert tune.drop_waiting(again) == 0
+
+
 def test_a_resumed_study_starts_where_it_began_though_the_preset_has_changed_since(tmp_path, monkeypatch):
     import optuna
     import tune
