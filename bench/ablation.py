@@ -100,6 +100,8 @@ PROBES = {  # an env's preset plus one change: probed before a study, or a study
             + ["--learning-starts", "2000"],
             "preset, lr 2.8e-3 falling to 1e-4 over 100k env steps, learning from 2,000",
         ),
+        # the best of the preset's changes on fresh tuning seeds 1010-1029 (results/tune_LunarLander-v3/fresh-seeds/)
+        "tuned-dueling": (["--preset", "tuned", "--dueling"], "preset with a dueling head on its two layers"),
     },
 }
 PROFILE_ROWS = ["blog-shaped", "blog", "terminal-mask", "terminal-mask-n-step", "tuned", "sb3-zoo"]
