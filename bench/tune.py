@@ -386,13 +386,13 @@ def work(args, worker=0):
             callbacks=[log],
         )
         last = study.get_trials(deepcopy=False)[-1]
-        if "surplus" in last.user_attrs or counted_trials(study) >= args.n_trials:
+        if "surplus" in last.user_attrs or started_trials(study) >= args.n_trials:
             break
 
 
-def counted_trials(study):
-    """Finished and running trials, and those waiting to run again: what --n-trials counts."""
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+def started_trials(study):
+    """Finished and running trials: once they make --n-trials, a worker stops; a queued trial still runs first."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     return len(study.get_trials(deepcopy=False, states=states))
 
 

@@ -491,6 +491,19 @@ def study_args(storage, env_id, enqueue, start_from_preset=False):
     )
 
 
+def test_a_worker_runs_every_queued_trial_that_fits_in_n_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    command = [sys.executable, "tune.py", "--seeds", "1000", "--budget", "1500", "--storage", storage]
+    queued = ["--enqueue", "n_step=3", "--enqueue", "batch_size=128", "--enqueue", "hidden=64"]
+    out = subprocess.run(
+        [*command, *queued, "--n-trials", "3", "--out", str(tmp_path)], cwd=ROOT / "bench", text=True, timeout=300
+    )
+    assert out.returncode == 0
+    states = [row["state"] for row in csv.DictReader((tmp_path / "tune_trials.csv").open())]
+    assert all(state in ("COMPLETE", "PRUNED") for state in states[:3])  # the first trial and two queued ones ran
+    assert states[3:] == ["WAITING"]  # the third queued one did not fit: left for a later run
+
+
 def test_the_tuner_tries_an_enqueued_change_of_the_first_trial_next_and_once(tmp_path):
     import argparse
 
