@@ -11,7 +11,7 @@ import torch
 
 import dqn
 from beyond.deep import deep_q_net
-from beyond.dueling import DuelingHead, dueling_q_net
+from beyond.dueling import dueling_q_net, with_dueling_head
 from beyond.hooks import MAX_SNAPSHOTS
 from beyond.pixels import FRAME_STACK, conv_q_net
 
@@ -37,14 +37,12 @@ def net_parameters(obs_shape, n_actions, hidden, pixels, dueling, hidden_layers=
     with torch.device("meta"):
         if pixels:
             net = conv_q_net(obs_shape, n_actions, hidden)
-            if dueling:  # as DuelingPixels makes it
-                net.fc[-1] = DuelingHead(hidden, n_actions)
         elif hidden_layers > 1:
             net = deep_q_net(obs_shape[0], n_actions, hidden, hidden_layers)
-            if dueling:  # as DuelingHiddenLayers makes it
-                net.fc[-1] = DuelingHead(hidden, n_actions)
         else:
             net = (dueling_q_net if dueling else dqn.q_net)(obs_shape[0], n_actions, hidden)
+        if dueling and (pixels or hidden_layers > 1):  # as DuelingPixels and DuelingHiddenLayers make it
+            net = with_dueling_head(net)
     return sum(p.numel() for p in net.parameters())
 
 
