@@ -99,20 +99,24 @@ def judged_hooks(agent, env, args, on_eval=None, reward_fn=None, to_budget=False
     return TrainingHooks(agent, env, args, log=None, reward_fn=reward_fn, evaluator=evaluator)
 
 
-def judge(flags, seed, budget=None, on_eval=None, to_budget=False, value_estimates=False, env_id="CartPole-v1"):
+def judge(
+    flags, seed, budget=None, on_eval=None, to_budget=False, value_estimates=False, env_id="CartPole-v1", on_build=None
+):
     """Train dqn.py with flags on env_id's task, one seed, under the protocol; return what the judge records.
 
     on_eval(env_steps, mean), if given, hears every periodic evaluation; raising from it
     (e.g. optuna.TrialPruned) abandons the run. to_budget: train on after solving, to the
     budget (the solve and its confirmation are the same, since evaluating changes nothing
     in training); value_estimates: each evaluation also records q_estimate and true_return.
-    budget: the task's own where None.
+    budget: the task's own where None. on_build(agent), if given, sees the fresh agent before it trains.
     """
     task = TASKS[env_id]
     budget = budget or task.budget
     args = parse_args([str(f) for f in protocol_flags(flags, seed, budget, value_estimates, task)])
     start = time.perf_counter()
     env, agent = build(args)
+    if on_build:
+        on_build(agent)
     reward_fn = REWARDS[args.reward]
     hooks = judged_hooks(agent, env, args, on_eval, reward_fn, to_budget, task)
     records = dqn.train(agent, env, args.episodes, args.max_episode_steps, reward_fn, seed, None, hooks)

@@ -82,9 +82,16 @@ HIDDEN_LAYERS = [1, 2]  # the same: where the first trial has SB3's two hidden l
 LR_STEPS = [0, 50_000, 100_000, 200_000]
 LR_END = [1e-5, 1e-4, 3e-4]
 PER_ALPHA = [0.4, 0.6, 0.8]  # only with prioritized replay
+AVERAGED_POLICY = [0.0, 0.0003, 0.001, 0.003]  # only where --enqueue sets it: no study drew it
 # what --enqueue may set, each to one of its choices (lr: a range of its own)
 ENQUEUE_CHOICES = dict(
-    SPACE, train_every=TRAIN_EVERY, hidden_layers=HIDDEN_LAYERS, lr_steps=LR_STEPS, lr_end=LR_END, per_alpha=PER_ALPHA
+    SPACE,
+    train_every=TRAIN_EVERY,
+    hidden_layers=HIDDEN_LAYERS,
+    lr_steps=LR_STEPS,
+    lr_end=LR_END,
+    per_alpha=PER_ALPHA,
+    averaged_policy=AVERAGED_POLICY,
 )
 
 
@@ -116,6 +123,9 @@ def suggest(trial, first=None):
         values["lr_steps"] = trial.suggest_categorical("lr_steps", choices("lr_steps", LR_STEPS))
     if values.get("lr_steps"):
         values["lr_end"] = trial.suggest_categorical("lr_end", choices("lr_end", LR_END))
+    if "averaged_policy" in first or "averaged_policy" in enqueued(trial):
+        averaged = choices("averaged_policy", AVERAGED_POLICY)
+        values["averaged_policy"] = trial.suggest_categorical("averaged_policy", averaged)
     return values
 
 
@@ -299,10 +309,11 @@ def study_start(study, args):
 
 
 def already_queued(study, values):
-    """Whether a trial of the study was queued with these values; lr_steps 0 is what a trial queued before
-    the learning-rate schedule existed ran with."""
+    """Whether a trial of the study that did not fail was queued with these values (a failed one's, dropped
+    from the queue or stopped, may be queued again); lr_steps 0 is what a trial queued before the
+    learning-rate schedule existed ran with."""
     without_schedule = {k: v for k, v in values.items() if not (k == "lr_steps" and v == 0)}
-    kept = (t for t in study.get_trials(deepcopy=False) if "dropped" not in t.user_attrs)
+    kept = (t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL)
     queued = (t.system_attrs.get("fixed_params", t.params) for t in kept)
     return any(fixed in (values, without_schedule) for fixed in queued)
 

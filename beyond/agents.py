@@ -8,6 +8,7 @@ mixed into the base agent's memory_class the same way.
 """
 
 import dqn
+from beyond.averaged import AveragedPolicy
 from beyond.config import EXTENSION_DEFAULTS
 from beyond.deep import HiddenLayers
 from beyond.dueling import Dueling, DuelingHiddenLayers, DuelingPixels
@@ -17,12 +18,15 @@ from beyond.prioritized import PrioritizedReplay
 from beyond.replay_ratio import ReplayRatio
 
 
-def agent_class(pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1, hidden_layers=1):
+def agent_class(
+    pixels=False, n_step=1, dueling=False, prioritized=False, replay_ratio=1, hidden_layers=1, averaged_policy=0.0
+):
     """dqn.DQN or PixelDQN, with the chosen extensions mixed in."""
     base = PixelDQN if pixels else dqn.DQN
     dueling_mixin = DuelingPixels if pixels else DuelingHiddenLayers if hidden_layers > 1 else Dueling
     chosen = (
         (ReplayRatio, replay_ratio > 1),
+        (AveragedPolicy, averaged_policy > 0),  # inside ReplayRatio: the average moves after every learn step
         (PrioritizedReplay, prioritized),
         (NStepReturns, n_step > 1),
         (dueling_mixin, dueling),
@@ -48,7 +52,7 @@ def named(mixins, base):
 def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settings):
     """A fresh agent: settings are dqn.hyperparameters and EXTENSION_DEFAULTS' keys."""
     extensions = {**EXTENSION_DEFAULTS, **{k: settings.pop(k) for k in EXTENSION_DEFAULTS if k in settings}}
-    chosen = ("n_step", "dueling", "prioritized", "replay_ratio", "hidden_layers")
+    chosen = ("n_step", "dueling", "prioritized", "replay_ratio", "hidden_layers", "averaged_policy")
     cls = agent_class(pixels, *(extensions[name] for name in chosen))
     kwargs = dict(seed=seed, **settings)
     if pixels:
@@ -61,6 +65,8 @@ def make_agent(shape, n_actions, seed=None, pixels=False, device="cpu", **settin
         kwargs["replay_ratio"] = extensions["replay_ratio"]
     if extensions["hidden_layers"] > 1:
         kwargs["hidden_layers"] = extensions["hidden_layers"]
+    if extensions["averaged_policy"] > 0:
+        kwargs["averaged_policy"] = extensions["averaged_policy"]
     agent = cls(shape, n_actions, **kwargs)
     agent.extensions = extensions
     return agent

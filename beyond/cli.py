@@ -16,6 +16,7 @@ import torch
 import dqn
 from beyond import UsageError, pixels
 from beyond.agents import make_agent
+from beyond.averaged import policy_net
 from beyond.config import names
 from beyond.evaluation import eval_seed
 from beyond.files import (
@@ -133,7 +134,7 @@ def choose_weights_and_evaluate(hooks, records, args):
         hooks.end_snapshot(records)
     final = None
     if safety.diverged:
-        agent.eval_net.load_state_dict(safety.good_state)
+        policy_net(agent).load_state_dict(safety.good_state)
         r = safety.diverged
         print(
             f"training diverged in episode {r['episode']} (by env step {r['env_steps']}): the loss is "
@@ -142,13 +143,13 @@ def choose_weights_and_evaluate(hooks, records, args):
         )
     elif evaluator.solved:  # early stop: keep the agent that passed, not the one a step later
         final, weights = evaluator.solved
-        agent.eval_net.load_state_dict(weights)
+        policy_net(agent).load_state_dict(weights)
     elif not safety.interrupted and records:
         seed = eval_seed(args.seed)
         if args.keep_best:
             evaluator.run_eval(env_steps)
             result, weights = evaluator.best
-            agent.eval_net.load_state_dict(weights)
+            policy_net(agent).load_state_dict(weights)
             best = f"{result['mean']:.1f} at {result['env_steps']} env steps"
             print(f"keeping the weights of the best evaluation: {best}")
             seed += args.eval_episodes  # episodes the choice was not made on

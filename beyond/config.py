@@ -239,6 +239,15 @@ GROUPS = [
                 agent=True,
                 identity=True,
             ),
+            probability(
+                "averaged_policy",
+                0.0,
+                help="play greedily with a running average of eval_net's weights, moved this fraction of "
+                "the way to them after each learn step; training is unchanged (beyond/averaged.py; 0: off)",
+                agent=True,
+                identity=True,
+                since=True,
+            ),
         ],
     ),
     (

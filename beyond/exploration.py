@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from beyond.averaged import policy_net
+
 
 @dataclass(frozen=True)
 class Plane:
@@ -81,7 +83,7 @@ def greedy_actions(agent, plane, xs, ys, state_size):
     states = np.zeros((len(ys), len(xs), state_size), np.float32)
     states[..., plane.x], states[..., plane.y] = np.meshgrid(xs, ys)
     with torch.inference_mode():
-        q = agent.eval_net(torch.from_numpy(states.reshape(-1, state_size))).numpy()
+        q = policy_net(agent)(torch.from_numpy(states.reshape(-1, state_size))).numpy()
     return q.argmax(1).reshape(len(ys), len(xs))
 
 

@@ -18,6 +18,7 @@ import torch
 import dqn
 from beyond import UsageError
 from beyond.agents import make_agent
+from beyond.averaged import policy_net
 from beyond.config import EXTENSION_DEFAULTS, SETTINGS, names
 from beyond.flags import check_range, checked_settings, file_settings, setting_value
 from beyond.limits import net_parameters
@@ -100,7 +101,8 @@ def save_metrics(records, evals, path):
 # Checkpoints: plain tensors and numbers only, loaded with weights_only=True so that a
 # file from anywhere can never run code while it is read.
 def save_checkpoint(agent, path, args, episodes):
-    """Write the eval-net weights, the run's settings (flags.file_settings) and the shape of what the net reads."""
+    """Write the weights the agent acts with (eval_net, or its --averaged-policy average), the run's
+    settings (flags.file_settings) and the shape of what the net reads."""
     meta = dict(
         format=CHECKPOINT_FORMAT,
         settings=file_settings(args),
@@ -111,7 +113,7 @@ def save_checkpoint(agent, path, args, episodes):
         versions=dict(torch=str(torch.__version__), gymnasium=str(gymnasium.__version__), numpy=str(numpy.__version__)),
     )
     with atomic_path(path) as tmp:
-        torch.save(dict(meta=meta, eval_net=agent.eval_net.state_dict()), tmp)
+        torch.save(dict(meta=meta, eval_net=policy_net(agent).state_dict()), tmp)
     return path
 
 
@@ -204,7 +206,8 @@ def load_checkpoint(path, make_agent=agent_for):
     check_meta(meta, data["eval_net"], path)
     try:
         agent = make_agent(meta)
-        agent.eval_net.load_state_dict(data["eval_net"])
+        for net in {agent.eval_net, policy_net(agent)}:  # what it learned, and what it acts with
+            net.load_state_dict(data["eval_net"])
     except UsageError:
         raise
     except Exception as e:

@@ -187,6 +187,8 @@ def validate_args(args):
     check_device(args)
     if args.hidden_layers > 1 and args.pixels:
         raise UsageError("--hidden-layers stacks the state MLP's layers; it does not go with --pixels")
+    if args.averaged_policy and args.pixels:
+        raise UsageError("--averaged-policy averages the state MLP's weights; it does not go with --pixels")
     if args.track_strip and not args.pixels and args.play is None:
         raise UsageError("--track-strip is part of the --pixels view; the state has the cart's position already")
     if args.pixels and args.play is None:

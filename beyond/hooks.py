@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import dqn
+from beyond.averaged import policy_net
 from beyond.evaluation import Confirmation, confirm_seed, eval_seed, evaluate
 from beyond.values import ValueCheck
 
@@ -48,8 +49,8 @@ class Snapshots(dqn.Hooks):
         self.episode = record["episode"] + 1
 
     def take_snapshot(self, env_steps):
-        """Copy eval_net's weights as they are now."""
-        weights = copy_weights(self.agent.eval_net)
+        """Copy the greedy policy's weights (eval_net's, or --averaged-policy's average) as they are now."""
+        weights = copy_weights(policy_net(self.agent))
         self.snapshots.append(dict(env_steps=env_steps, episode=self.episode, weights=weights))
         if len(self.snapshots) > MAX_SNAPSHOTS:
             self.snapshots, self.snapshot_every = self.snapshots[::2], self.snapshot_every * 2
@@ -207,12 +208,12 @@ class Safety:
     def __init__(self, agent):
         self.agent, self.interrupted = agent, False
         self.diverged = None  # the record of the episode whose loss was not finite
-        self.good_state = None  # eval_net weights after the last finite episode
+        self.good_state = None  # the greedy policy's weights after the last finite episode
 
     def diverges(self, record):
         """Whether this episode's loss is not finite; otherwise its weights become the last good ones."""
         if math.isfinite(record["loss"]) or not record["learning"]:
-            self.good_state = copy_weights(self.agent.eval_net)
+            self.good_state = copy_weights(policy_net(self.agent))
             return False
         self.diverged = record
         return True
@@ -245,8 +246,8 @@ class Evaluator:
         self.agent, self.args, self.log, self.scalars = agent, args, log, scalars
         self.reward_fn = reward_fn if args.value_estimates else None
         self.evals = []
-        self.solved = None  # (eval result, eval_net weights) of the eval that triggered --early-stop
-        self.best = None  # (eval result, eval_net weights) of the best periodic eval, for --keep-best
+        self.solved = None  # (eval result, policy weights) of the eval that triggered --early-stop
+        self.best = None  # (eval result, policy weights) of the best periodic eval, for --keep-best
         self.unconfirmed = []  # (env_steps, eval mean, confirmation mean) of passes --confirm-episodes refuted
         self.next_eval = args.eval_every  # a threshold, not a multiple: --pixels steps count 2 frames
 
@@ -264,7 +265,7 @@ class Evaluator:
         result.update(env_steps=env_steps, final=0)
         self.record(result)
         if args.keep_best and (self.best is None or result["mean"] > self.best[0]["mean"]):
-            self.best = (result, copy_weights(self.agent.eval_net))
+            self.best = (result, copy_weights(policy_net(self.agent)))
         if not args.quiet:
             self.log(
                 f"eval @ {env_steps} env steps: greedy return {result['mean']:.1f} "
@@ -276,7 +277,7 @@ class Evaluator:
             return False
         print(f"early stop: greedy eval {result['mean']:.1f} >= {args.early_stop} after {env_steps} env steps")
         # the loop still finishes this step; keep the agent exactly as it was evaluated
-        self.solved = (result, copy_weights(self.agent.eval_net))
+        self.solved = (result, copy_weights(policy_net(self.agent)))
         return True
 
     def confirmed(self, result):

@@ -23,8 +23,9 @@ LARGEST_HIDDEN_LAYERS = 8  # --hidden-layers: deeper than SB3's 2 is already a d
 STEPS_PER_EVAL_EPISODE = 5  # env steps of training, at least, for each episode of a periodic evaluation
 LARGEST_SNAPSHOTS = MAX_SNAPSHOTS  # the learning video's moments: chosen among at most this many copies
 # Copies of eval_net's weights a run holds: eval and target nets, the gradient, Adam's two
-# moments, and the hooks' copies (the learning video's snapshots, the best, the last good, the solved).
-WEIGHT_COPIES = 5 + MAX_SNAPSHOTS + 4
+# moments, --averaged-policy's average, and the hooks' copies (the learning video's snapshots,
+# the best, the last good, the solved).
+WEIGHT_COPIES = 6 + MAX_SNAPSHOTS + 4
 
 
 def physical_memory():

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from beyond import tasks
+from beyond.averaged import policy_net
 
 PANEL_HEIGHT = 120  # below the env's picture
 FRAMES_HEIGHT = 56  # a pixel agent's frame stack, below the panel
@@ -22,10 +23,11 @@ GREY, BLUE, ORANGE, RED, GREEN = (150, 150, 150), (90, 120, 170), (230, 120, 20)
 
 
 def q_values(agent, s):
-    """Q(s, a) for every action by the agent's eval_net, as numpy; draws nothing from its rng."""
-    device = next(agent.eval_net.parameters()).device
+    """Q(s, a) for every action by the net the agent acts with, as numpy; draws nothing from its rng."""
+    net = policy_net(agent)
+    device = next(net.parameters()).device
     with torch.inference_mode():
-        return agent.eval_net(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device)[None])[0].cpu().numpy()
+        return net(torch.as_tensor(np.asarray(s), dtype=torch.float32, device=device)[None])[0].cpu().numpy()
 
 
 def cartpole_gauges(s, base):

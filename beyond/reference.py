@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beyond.averaged import policy_net
 from beyond.config import IDENTITY_SETTINGS, SETTINGS_ADDED_SINCE
 from beyond.evaluation import eval_seed, evaluate
 from beyond.hooks import weights_kept
@@ -77,9 +78,9 @@ def outcome_of(agent, evaluator, records, args, moments):
 def snapshot_curve(agent, moments, args):
     """The greedy mean of each of moments' weights, on SNAPSHOT_EPISODES episodes of the evaluation env."""
     curve = []
-    with weights_kept(agent.eval_net):
+    with weights_kept(policy_net(agent)):
         for moment in moments:
-            agent.eval_net.load_state_dict(moment["weights"])
+            policy_net(agent).load_state_dict(moment["weights"])
             result = evaluate(agent, SNAPSHOT_EPISODES, args.eval_env, seed=eval_seed(args.seed))
             curve.append((moment["env_steps"], result["mean"]))
     return curve

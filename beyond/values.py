@@ -14,6 +14,8 @@ import math
 import numpy as np
 import torch
 
+from beyond.averaged import policy_net
+
 TAIL_WEIGHT = 1e-3  # play on until gamma^k falls below this: later rewards hardly move the return
 MAX_TAIL_STEPS = 10_000  # gamma = 1 has no tail short enough; cap it
 
@@ -37,8 +39,8 @@ def discounted_returns(rewards, gamma):
 
 
 def max_q(agent, states, chunk=256):
-    """max_a Q(s, a) by eval_net for each of states (4-number states or stacks of frames)."""
-    net = agent.eval_net
+    """max_a Q(s, a) by the net the agent acts with (eval_net, or its average) for each of states."""
+    net = policy_net(agent)
     device = next(net.parameters()).device
     states = np.asarray(states)
     if states.dtype != np.uint8:

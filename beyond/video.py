@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from beyond import tasks
+from beyond.averaged import policy_net
 from beyond.files import atomic_path
 from beyond.hooks import weights_kept
 from beyond.overlay import CAPTION, WORDS, QValueOverlay, captioned
@@ -90,9 +91,9 @@ def record_learning_video(agent, moments, env_id, seed, path, log=print, words=W
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     env = QValueOverlay(env_maker(agent)(env_id, unwrapped=False, render_mode="rgb_array"), agent, words=words)
     try:
-        with weights_kept(agent.eval_net), VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
+        with weights_kept(policy_net(agent)), VideoFile(path, env.metadata.get("render_fps", 50), log) as video:
             for moment in moments:
-                agent.eval_net.load_state_dict(moment["weights"])
+                policy_net(agent).load_state_dict(moment["weights"])
                 caption = record_part(video, env, agent, moment, seed, words["caption"])
                 log(words["learning_part"].format(caption=caption))
     finally:

@@ -548,7 +548,7 @@ def test_a_study_from_the_preset_can_try_a_falling_learning_rate(tmp_path):
             tune.trial_changes(bad)
 
 
-def test_a_study_from_the_preset_can_try_prioritized_replay_or_a_dueling_head_on_its_layers(tmp_path):
+def test_a_study_from_the_preset_can_try_prioritized_replay_a_dueling_head_or_an_averaged_policy(tmp_path):
     import argparse
 
     import tune
@@ -556,21 +556,25 @@ def test_a_study_from_the_preset_can_try_prioritized_replay_or_a_dueling_head_on
     from beyond.flags import parse_args
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    enqueue = ["prioritized=true,per_alpha=0.4", "dueling=true"]
+    enqueue = ["prioritized=true,per_alpha=0.4", "dueling=true", "averaged_policy=0.0003"]
     args = study_args(storage, "LunarLander-v3", enqueue, start_from_preset=True)
     study = tune.open_study(args)
     start = tune.first_trial(args)
-    first, prioritized, dueling, *drawn = (tune.suggest(study.ask(), start) for _ in range(23))
+    first, prioritized, dueling, averaged, *drawn = (tune.suggest(study.ask(), start) for _ in range(24))
     assert not first["prioritized"] and "per_alpha" not in first and not first["dueling"]
     assert prioritized == {**first, "prioritized": True, "per_alpha": 0.4}
     assert dueling == {**first, "dueling": True}
+    assert averaged == {**first, "averaged_policy": 0.0003}
     assert all(not values["dueling"] for values in drawn if values["hidden_layers"] == 2)  # as the studies drew
+    assert not any("averaged_policy" in values for values in drawn + [first])  # only where --enqueue sets it
     assert {values["hidden_layers"] for values in drawn} == {1, 2}  # both occur, so the check can fail
     run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(prioritized)])
     assert (run.prioritized, run.per_alpha) == (True, 0.4)
     run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(dueling)])
     assert (run.dueling, run.hidden_layers) == (True, 2)
-    for bad in ["per_alpha=0.5", "per_alpha=1", "per_alpha=true"]:
+    run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(averaged)])
+    assert run.averaged_policy == 0.0003
+    for bad in ["per_alpha=0.5", "per_alpha=1", "per_alpha=true", "averaged_policy=0.5", "averaged_policy=true"]:
         with pytest.raises(argparse.ArgumentTypeError):
             tune.trial_changes(bad)
 
@@ -668,3 +672,34 @@ def test_the_sb3_anchor_is_evaluated_as_dqn_pys_agents_are():
     result = judge_sb3(0, "Acrobot-v1", budget=task.eval_every)
     assert result["env_steps"] == task.eval_every and [steps for steps, _ in result["evals"]] == [task.eval_every]
     assert -500 <= result["evals"][0][1] <= 0 and result["solved_at"] is None
+
+
+def test_an_average_that_moves_all_the_way_plays_as_eval_net_under_the_judge():
+    import averaged_policy
+
+    result = averaged_policy.judge_seed((["--preset", "tuned"], 0, 4000, "CartPole-v1", [1.0, 0.001]))
+    live = [tuple(e[:2]) for e in result["evals"]]
+    whole, slow = result["averaged"]["1.0"], result["averaged"]["0.001"]
+    assert len(live) == 3 and whole["evals"] == live and whole["solved_at"] == result["solved_at"]
+    assert slow["evals"] != live  # an average that lags eval_net plays otherwise, so the check can fail
+
+
+def test_episode_ends_tells_how_lunarlander_episodes_end(tmp_path):
+    pytest.importorskip("Box2D", reason="gymnasium[box2d] (requirements-dev.txt)")
+    lander = ["--preset", "tuned", "--env", "LunarLander-v3", "--max-env-steps", "300", "--seed", "0"]
+    quiet = ["--watch", "0", "--snapshots", "0", "--quiet", "--no-show", "--runs-dir", str(tmp_path)]
+    subprocess.run([sys.executable, "dqn.py", *lander, *quiet, "--run-name", "l"], cwd=ROOT, check=True, timeout=300)
+    ends = subprocess.run(
+        [sys.executable, "bench/episode_ends.py", str(tmp_path / "l" / "model.pt"), "--episodes", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ends.returncode == 0, ends.stderr[-2000:]
+    lines = ends.stdout.splitlines()
+    named = ("landed", "crashed", "flew off the screen", "time limit")
+    assert [line.split(":")[0] for line in lines[:4]] == [f"episode {i}" for i in range(4)]
+    assert all(line.endswith(named) and "legs down" in line for line in lines[:4])
+    counts = dict(part.rsplit(": ", 1) for part in lines[4].removeprefix("ENDS ").split(", "))
+    assert set(counts) <= set(named) and sum(map(int, counts.values())) == 4

@@ -324,6 +324,7 @@ def test_extension_flags_train_save_and_play(dqn_cli, tmp_path):
         replay_ratio=1,
         track_strip=False,
         hidden_layers=1,
+        averaged_policy=0.0,
     )
     played = dqn_cli("--play", run_dir / "model.pt", "--watch", "1", "--video", run_dir / "played.gif")
     assert played.returncode == 0, played.stderr[-2000:]
@@ -456,5 +457,91 @@ def test_the_hidden_layers_flag_reaches_the_checkpoint_and_plays_back(dqn_cli, t
         (["--hidden-layers", "0"], "--hidden-layers must be a positive integer"),
         (["--hidden-layers", "9"], "--hidden-layers must be at most 8"),
         (["--hidden-layers", "2", "--pixels"], "--hidden-layers stacks the state MLP's layers"),
+    ]:
+        assert_one_line_error(dqn_cli(*args), needle)
+
+
+# averaged policy ------------------------------------------------------------------------
+
+
+def filled_agent(**settings):
+    agent = make_agent(4, 3, seed=3, hidden=32, memory_capacity=64, learning_starts=0, lr=0.05, epsilon=1.0, **settings)
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        s, s_ = rng.normal(size=(2, 4)).astype(np.float32)
+        agent.store_transition(s, int(rng.integers(3)), float(rng.normal()), s_)
+    return agent
+
+
+@pytest.mark.parametrize("others", [dict(), dict(hidden_layers=2), dict(dueling=True), dict(replay_ratio=2)])
+def test_the_average_moves_tau_of_the_way_after_each_learn_step_and_plays_while_eval_net_explores(others):
+    agent = filled_agent(averaged_policy=0.25, **others)
+    for _ in range(5):
+        before = [p.clone() for p in agent.policy_net.parameters()]
+        agent.learn()
+        for average, old, live in zip(agent.policy_net.parameters(), before, agent.eval_net.parameters(), strict=True):
+            assert not torch.equal(average, old)
+            if "replay_ratio" not in others:  # with it, the average moves after each of a call's learn steps
+                torch.testing.assert_close(average, old + 0.25 * (live - old))
+    states = np.random.default_rng(1).normal(scale=10, size=(300, 4)).astype(np.float32)
+    with torch.no_grad():
+        by_average = agent.policy_net(torch.from_numpy(states)).argmax(1).tolist()
+        by_eval_net = agent.eval_net(torch.from_numpy(states)).argmax(1).tolist()
+    assert [agent.greedy_action(s) for s in states] == by_average
+    assert [agent.choose_action(s) for s in states] == by_eval_net  # greedy probability 1: always eval_net's argmax
+    assert by_average != by_eval_net  # the two nets disagree somewhere, so the checks can fail
+
+
+@pytest.mark.parametrize("hidden_layers", [1, 2])
+def test_an_averaged_policy_leaves_training_as_it_was_bit_for_bit(hidden_layers):
+    runs = []
+    for averaged_policy in (0.0, 0.01):
+        settings = dict(memory_capacity=200, learning_starts=50, hidden_layers=hidden_layers)
+        agent = make_agent(4, 2, seed=0, averaged_policy=averaged_policy, **settings)
+        env = dqn.make_env("CartPole-v1", unwrapped=False)
+        records = dqn.train(agent, env, episodes=30, seed=0, log=None, reward_fn=lambda env, s_, r: float(r))
+        without_clock = [{k: v for k, v in record.items() if k != "wall_s"} for record in records]
+        runs.append((without_clock, agent))
+    (plain, plain_agent), (averaged, averaged_agent) = runs
+    assert plain == averaged and plain[-1]["env_steps"] > 200
+    for a, b, average in zip(
+        plain_agent.eval_net.parameters(),
+        averaged_agent.eval_net.parameters(),
+        averaged_agent.policy_net.parameters(),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert not torch.equal(average, b)  # the average is its own net, so the check can fail
+
+
+def test_a_checkpoint_keeps_the_averaged_policy_and_plays_it(tmp_path):
+    from beyond.files import load_checkpoint, save_checkpoint
+    from beyond.flags import parse_args
+
+    agent = filled_agent(averaged_policy=0.1)
+    for _ in range(10):
+        agent.learn()
+    args = parse_args(["--averaged-policy", "0.1", "--hidden", "32"])
+    path = save_checkpoint(agent, tmp_path / "model.pt", args, episodes=1)
+    for name, weights in torch.load(path, weights_only=True)["eval_net"].items():
+        torch.testing.assert_close(weights, agent.policy_net.state_dict()[name], rtol=0, atol=0)
+    played, meta = load_checkpoint(path)
+    assert meta["settings"]["averaged_policy"] == 0.1
+    states = np.random.default_rng(2).normal(scale=10, size=(200, 4)).astype(np.float32)
+    assert [played.greedy_action(s) for s in states] == [agent.greedy_action(s) for s in states]
+
+
+def test_the_averaged_policy_flag_trains_saves_and_plays(dqn_cli, tmp_path):
+    flags = ("--averaged-policy", "0.01", "--keep-best", "--eval-every", "500", "--watch", "0", "--snapshots", "0")
+    result = dqn_cli(*SHORT, *flags, "--run-name", "avg")
+    assert result.returncode == 0, result.stderr[-2000:]
+    model = tmp_path / "runs" / "avg" / "model.pt"
+    assert torch.load(model, weights_only=True)["meta"]["settings"]["averaged_policy"] == 0.01
+    played = dqn_cli("--play", model, "--watch", "1", "--video", tmp_path / "played.gif")
+    assert played.returncode == 0, played.stderr[-2000:]
+    for args, needle in [
+        (["--averaged-policy", "1.5"], "--averaged-policy"),
+        (["--averaged-policy", "-0.1"], "--averaged-policy"),
+        (["--averaged-policy", "0.01", "--pixels"], "--averaged-policy averages the state MLP's weights"),
     ]:
         assert_one_line_error(dqn_cli(*args), needle)

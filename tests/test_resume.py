@@ -107,6 +107,15 @@ def test_a_run_whose_learning_rate_falls_resumes_exactly(tmp_path):
     assert saved_lr() == pytest.approx(0.0001)
 
 
+def test_a_run_with_an_averaged_policy_resumes_exactly(tmp_path):
+    averaged = ["--averaged-policy", "0.01", "--max-env-steps"]
+    run_ok(*TUNED, *QUIET, *averaged, "6000", "--run-name", "one-go", cwd=tmp_path)
+    run_ok(*TUNED, *QUIET, *averaged, "3000", "--run-name", "split", cwd=tmp_path)
+    assert "policy_net" in saved_state(tmp_path, "split")["agent"]  # the average, which acts, is not eval_net
+    run_ok("--resume", tmp_path / "runs" / "split", "--max-env-steps", "6000", *QUIET, cwd=tmp_path)
+    assert_same_run(tmp_path, "split", "one-go")
+
+
 def test_a_pixel_run_resumes_exactly(tmp_path):
     run_ok(*PIXELS, *QUIET, "--max-env-steps", "600", "--run-name", "one-go", cwd=tmp_path)
     for split in ("split", "format-3"):

@@ -232,6 +232,7 @@ def original_value(state, path):
 # ---- every part declares its state --------------------------------------------------------
 AGENT_SETTINGS = {*dqn.hyperparameters, *EXTENSION_DEFAULTS, "n_states", "n_actions", "extensions", "device"}
 AGENT_SETTINGS |= {"eval_weights"}  # numpy views of eval_net's weights, remade on first use after a restore
+AGENT_SETTINGS |= {"policy_weights"}  # --averaged-policy's views of policy_net's, which a restore loads in place
 
 
 AGENT_SETTINGS |= {"memory"}  # the replay memory: a part of its own, with its own state and settings
@@ -256,8 +257,12 @@ AGENTS = [
 ]
 
 
-@pytest.mark.parametrize("pixels", [False, True])
-@pytest.mark.parametrize("extensions", AGENTS)
+STATE_AGENTS = [dict(averaged_policy=0.01), dict(averaged_policy=0.01, hidden_layers=2, dueling=True)]  # no --pixels
+
+
+@pytest.mark.parametrize(
+    "extensions, pixels", [(e, p) for e in AGENTS for p in (False, True)] + [(e, False) for e in STATE_AGENTS]
+)
 def test_every_attribute_of_every_agent_is_declared_state_or_a_setting(extensions, pixels):
     shape = (4, 21, 41) if pixels else 4
     agent = make_agent(shape, 2, 0, pixels, memory_capacity=50, learning_starts=10, batch_size=4, **extensions)
