@@ -18,18 +18,17 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.judge import in_pool, judge, seed_list  # noqa: E402
+from beyond.averaged import move_towards  # noqa: E402
 from beyond.evaluation import Confirmation, confirm_seed, eval_seed, evaluate  # noqa: E402
 from beyond.tasks import TASKS  # noqa: E402
 
 
-class AveragedPolicy:
-    """A copy of the agent whose eval_net follows the live one's weights as an exponential moving average."""
+class WatchingAverage:
+    """A copy of the agent whose eval_net follows the live one's weights as --averaged-policy's average does."""
 
     def __init__(self, agent, tau, task, seed):
         self.live, self.tau, self.task, self.seed = agent, tau, task, seed
@@ -37,10 +36,8 @@ class AveragedPolicy:
         self.passes = Confirmation(task.threshold, self.confirm)
         self.solved_at, self.confirm_mean, self.evals = None, None, []
 
-    @torch.no_grad()
     def follow(self):
-        for average, live in zip(self.copy.eval_net.parameters(), self.live.eval_net.parameters(), strict=True):
-            average.lerp_(live, self.tau)
+        move_towards(self.copy.eval_net, self.live.eval_net, self.tau)
 
     def confirm(self, attempt):
         episodes, env_id = self.task.confirm_episodes, self.task.env_id
@@ -65,7 +62,7 @@ def judge_seed(task):
     averages = []
 
     def on_build(agent):
-        averages.extend(AveragedPolicy(agent, tau, TASKS[env_id], seed) for tau in taus)
+        averages.extend(WatchingAverage(agent, tau, TASKS[env_id], seed) for tau in taus)
         learn = agent.learn
 
         def learn_and_follow():

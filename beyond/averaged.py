@@ -29,9 +29,7 @@ class AveragedPolicy:
 
     def learn(self):
         loss = super().learn()
-        with torch.no_grad():
-            for average, live in zip(self.policy_net.parameters(), self.eval_net.parameters(), strict=True):
-                average.lerp_(live, self.averaged_policy)
+        move_towards(self.policy_net, self.eval_net, self.averaged_policy)
         return loss
 
     def choose_action(self, s):
@@ -53,6 +51,13 @@ class AveragedPolicy:
     def policy_weights(self):
         """numpy views of policy_net's weights, laid out as eval_weights (a restore loads the nets in place)."""
         return [p.detach().numpy() for p in self.policy_net.parameters()]
+
+
+@torch.no_grad()
+def move_towards(average, live, tau):
+    """One step of the exponential moving average: each of average's weights moves tau of the way to live's."""
+    for average_weight, live_weight in zip(average.parameters(), live.parameters(), strict=True):
+        average_weight.lerp_(live_weight, tau)
 
 
 def policy_net(agent):
