@@ -404,8 +404,8 @@ def main():
         run_rows(out, args.rows or list(rows), args.seeds, budget, args.jobs, env_id, args.side_by_side)
     text = table(out, list(rows), args.seeds, budget, env_id) + comparisons(out, args.seeds, env_id)
     text += early_returns(out, list(rows), args.seeds, env_id)
-    if args.wall_ratio:
-        text += wall_ratio(out, args.seeds, env_id=env_id)
+    if args.wall_ratio:  # the preset's row and each probe's, where it ran beside SB3
+        text += "".join(wall_ratio(out, args.seeds, n, env_id=env_id) for n in ["tuned", *PROBES.get(env_id, {})])
     name = "ablation" if args.seeds == list(REPORT_SEEDS) else f"ablation_seeds{args.seeds[0]}-{args.seeds[-1]}"
     (out / f"{name}.md").write_text(text)
     profile = PROFILE_ROWS if env_id == "CartPole-v1" else list(rows)

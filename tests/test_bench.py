@@ -198,6 +198,19 @@ def test_a_probe_judged_on_the_report_seeds_is_compared_with_sb3_as_well_as_with
     assert not any(line.startswith(f"| {names['tuned-memory-50k'][1]} |") for line in rows)  # a probe with no results
 
 
+def test_the_wall_ratio_compares_each_row_that_ran_beside_sb3(tmp_path):
+    (tmp_path / "judge").mkdir()
+    walls = {"tuned-averaged": [50.0, 70.0, 90.0], "sb3-zoo": [200.0, 300.0, 400.0]}
+    for name, seconds in walls.items():
+        results = [dict(seed=s, solved_at=None, wall_s=w) for s, w in enumerate(seconds)]
+        ablation.row_path(tmp_path, name).write_text("".join(json.dumps(r) + "\n" for r in results))
+    names = ablation.rows_for("LunarLander-v3")
+    text = ablation.wall_ratio(tmp_path, [0, 1, 2], "tuned-averaged", env_id="LunarLander-v3")
+    assert f"{names['tuned-averaged'][1]} over {names['sb3-zoo'][1]}: 0.23 [" in text  # 70 s / 300 s
+    assert "210 s against 900 s" in text
+    assert ablation.wall_ratio(tmp_path, [0, 1, 2], "tuned", env_id="LunarLander-v3") == ""  # no such row here
+
+
 def test_the_tuned_preset_is_the_studys_best_trial():
     best = json.loads((ROOT / "bench" / "results" / "tune_tail" / "tune_best.json").read_text())["params"]
     preset = PRESETS["tuned"]
