@@ -102,7 +102,8 @@ PROBES = {  # an env's preset plus one change: probed before a study, or a study
         ),
         # the best of the preset's changes on fresh tuning seeds 1010-1029 (results/tune_LunarLander-v3/fresh-seeds/)
         "tuned-dueling": (["--preset", "tuned", "--dueling"], "preset with a dueling head on its two layers"),
-        # the greedy policy a running average of the weights (results/tune_LunarLander-v3/fresh-seeds/, trial 13)
+        # the greedy policy a running average of the weights (results/tune_LunarLander-v3/fresh-seeds/, trial 13),
+        # judged on held-out and report seeds before it became the preset: now the preset itself
         "tuned-averaged": (
             ["--preset", "tuned", "--averaged-policy", "0.0003"],
             "preset whose greedy policy averages its weights (0.0003 a learn step)",

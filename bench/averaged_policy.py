@@ -24,7 +24,11 @@ sys.path.insert(0, str(ROOT))
 from bench.judge import in_pool, judge, seed_list  # noqa: E402
 from beyond.averaged import move_towards  # noqa: E402
 from beyond.evaluation import Confirmation, confirm_seed, eval_seed, evaluate  # noqa: E402
+from beyond.flags import parse_args  # noqa: E402
 from beyond.tasks import TASKS  # noqa: E402
+
+# the averages watch eval_net, so the preset's own average is off
+DEFAULT_FLAGS = ["--preset", "tuned", "--averaged-policy", "0"]
 
 
 class WatchingAverage:
@@ -90,9 +94,20 @@ def main():
     p.add_argument("--budget", type=int, default=100_000)
     p.add_argument("--jobs", type=int, default=os.cpu_count())
     p.add_argument("--out", type=Path, required=True, help="the JSON-lines file: one line per seed, resumed")
-    p.add_argument("flags", nargs=argparse.REMAINDER, help="after --: dqn.py flags (default: --preset tuned)")
+    p.add_argument(
+        "flags", nargs=argparse.REMAINDER, help="after --: dqn.py flags (default: --preset tuned --averaged-policy 0)"
+    )
     args = p.parse_args()
-    flags = (args.flags[1:] if args.flags[:1] == ["--"] else args.flags) or ["--preset", "tuned"]
+    flags = (args.flags[1:] if args.flags[:1] == ["--"] else args.flags) or [
+        "--preset",
+        "tuned",
+        "--averaged-policy",
+        "0",
+    ]
+    if parse_args([*flags, "--env", args.env]).averaged_policy:
+        p.error(
+            "these flags already play an averaged policy; the averages here watch eval_net (add --averaged-policy 0)"
+        )
     taus = [float(t) for t in args.taus.split(",")]
     done = {json.loads(line)["seed"] for line in args.out.read_text().splitlines()} if args.out.exists() else set()
     work = [(flags, seed, args.budget, args.env, taus) for seed in args.seeds if seed not in done]

@@ -85,7 +85,7 @@ def done_seeds(name, settings):
     """The seeds already run for these settings, {seed: result}."""
     path = RESULTS / f"{name}.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-    return {r["result"]["seed"]: r["result"] for r in rows if r["settings"] == settings}
+    return {r["result"]["seed"]: r["result"] for r in rows if settings_in(r) == settings}  # older rows: as they ran
 
 
 def run_reference(name, seeds, jobs):

@@ -82,7 +82,7 @@ HIDDEN_LAYERS = [1, 2]  # the same: where the first trial has SB3's two hidden l
 LR_STEPS = [0, 50_000, 100_000, 200_000]
 LR_END = [1e-5, 1e-4, 3e-4]
 PER_ALPHA = [0.4, 0.6, 0.8]  # only with prioritized replay
-AVERAGED_POLICY = [0.0, 0.0003, 0.001, 0.003]  # only where --enqueue sets it: no study drew it
+AVERAGED_POLICY = [0.0, 0.0003, 0.001, 0.003]  # only where the first trial or --enqueue sets it
 # what --enqueue may set, each to one of its choices (lr: a range of its own)
 ENQUEUE_CHOICES = dict(
     SPACE,

@@ -569,24 +569,29 @@ def test_a_study_from_the_preset_can_try_prioritized_replay_a_dueling_head_or_an
     from beyond.flags import parse_args
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    enqueue = ["prioritized=true,per_alpha=0.4", "dueling=true", "averaged_policy=0.0003"]
+    enqueue = ["prioritized=true,per_alpha=0.4", "dueling=true", "averaged_policy=0.001"]
     args = study_args(storage, "LunarLander-v3", enqueue, start_from_preset=True)
     study = tune.open_study(args)
     start = tune.first_trial(args)
     first, prioritized, dueling, averaged, *drawn = (tune.suggest(study.ask(), start) for _ in range(24))
     assert not first["prioritized"] and "per_alpha" not in first and not first["dueling"]
+    assert first["averaged_policy"] == 0.0003  # the preset's own average
     assert prioritized == {**first, "prioritized": True, "per_alpha": 0.4}
     assert dueling == {**first, "dueling": True}
-    assert averaged == {**first, "averaged_policy": 0.0003}
+    assert averaged == {**first, "averaged_policy": 0.001}
     assert all(not values["dueling"] for values in drawn if values["hidden_layers"] == 2)  # as the studies drew
-    assert not any("averaged_policy" in values for values in drawn + [first])  # only where --enqueue sets it
+    assert all("averaged_policy" in values for values in drawn)  # the first trial averages: each trial says how much
     assert {values["hidden_layers"] for values in drawn} == {1, 2}  # both occur, so the check can fail
     run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(prioritized)])
     assert (run.prioritized, run.per_alpha) == (True, 0.4)
     run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(dueling)])
     assert (run.dueling, run.hidden_layers) == (True, 2)
     run = parse_args(["--preset", "tuned", "--env", "LunarLander-v3", *tune.as_flags(averaged)])
-    assert run.averaged_policy == 0.0003
+    assert run.averaged_policy == 0.001
+    from_zoo = study_args(f"sqlite:///{tmp_path / 'zoo.db'}", "LunarLander-v3", [])
+    zoo_study, zoo_start = tune.open_study(from_zoo), tune.first_trial(from_zoo)
+    zoo_trials = [tune.suggest(zoo_study.ask(), zoo_start) for _ in range(8)]
+    assert not any("averaged_policy" in values for values in zoo_trials)  # only where a trial or --enqueue sets it
     for bad in ["per_alpha=0.5", "per_alpha=1", "per_alpha=true", "averaged_policy=0.5", "averaged_policy=true"]:
         with pytest.raises(argparse.ArgumentTypeError):
             tune.trial_changes(bad)
@@ -650,8 +655,9 @@ def test_a_study_started_from_the_best_begins_at_its_envs_first_studys_best(monk
         assert tune.first_trial(argparse.Namespace(env=env_id, start_from_best=True, start_from_preset=False)) == best
     lunar = tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=True, start_from_preset=False))
     assert lunar != RL_ZOO_START["LunarLander-v3"]
-    later = dict(lr=0.0028, learning_starts=2000, lr_steps=100_000, lr_end=0.0001)  # the third study's best: the
-    assert {**lunar, **later} == TASKS["LunarLander-v3"].tuned  # first's, learning later, its learning rate falling
+    # the third study's best (the first's, learning later, its learning rate falling), then the fourth's average
+    later = dict(lr=0.0028, learning_starts=2000, lr_steps=100_000, lr_end=0.0001, averaged_policy=0.0003)
+    assert {**lunar, **later} == TASKS["LunarLander-v3"].tuned
     assert (
         tune.first_trial(argparse.Namespace(env="LunarLander-v3", start_from_best=False, start_from_preset=False))
         == RL_ZOO_START["LunarLander-v3"]
@@ -695,6 +701,20 @@ def test_an_average_that_moves_all_the_way_plays_as_eval_net_under_the_judge():
     whole, slow = result["averaged"]["1.0"], result["averaged"]["0.001"]
     assert len(live) == 3 and whole["evals"] == live and whole["solved_at"] == result["solved_at"]
     assert slow["evals"] != live  # an average that lags eval_net plays otherwise, so the check can fail
+
+
+def test_the_average_probe_refuses_flags_whose_greedy_policy_is_already_an_average(tmp_path):
+    out = tmp_path / "averaged.jsonl"
+    probe = [sys.executable, "bench/averaged_policy.py", "--env", "LunarLander-v3", "--seeds", "0", "--out", str(out)]
+    refused = subprocess.run([*probe, "--", "--preset", "tuned"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "add --averaged-policy 0" in refused.stderr.splitlines()[-1]
+    assert "Traceback" not in refused.stderr and not out.exists()
+    import averaged_policy
+
+    assert averaged_policy.DEFAULT_FLAGS[-2:] == [
+        "--averaged-policy",
+        "0",
+    ]  # the default watches the third preset's net
 
 
 def test_episode_ends_tells_how_lunarlander_episodes_end(tmp_path):

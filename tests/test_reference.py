@@ -238,6 +238,15 @@ def test_every_reference_was_made_with_its_presets_flags_of_today():
     assert reference_runs.stale() == []
 
 
+@pytest.mark.parametrize("name", sorted(reference_runs.REFERENCES.keys() - {"pixels"}))
+def test_remaking_a_current_reference_runs_no_seed(monkeypatch, name):
+    """Rows written before a setting existed count as run at its old value, as --check reads them."""
+    trained = []
+    monkeypatch.setattr(reference_runs, "in_pool", lambda work, tasks, jobs: trained.extend(tasks) or [])
+    runs = reference_runs.run_reference(name, reference_runs.REPORT_SEEDS, jobs=1)
+    assert trained == [] and [run["seed"] for run in runs] == list(reference_runs.REPORT_SEEDS)
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in reference.REFERENCE_DIR.glob("tuned-*.json")))
 def test_a_changed_task_row_makes_its_reference_stale(monkeypatch, name):
     env_id = name.removeprefix("tuned-")
