@@ -98,12 +98,7 @@ def main():
         "flags", nargs=argparse.REMAINDER, help="after --: dqn.py flags (default: --preset tuned --averaged-policy 0)"
     )
     args = p.parse_args()
-    flags = (args.flags[1:] if args.flags[:1] == ["--"] else args.flags) or [
-        "--preset",
-        "tuned",
-        "--averaged-policy",
-        "0",
-    ]
+    flags = (args.flags[1:] if args.flags[:1] == ["--"] else args.flags) or DEFAULT_FLAGS
     if parse_args([*flags, "--env", args.env]).averaged_policy:
         p.error(
             "these flags already play an averaged policy; the averages here watch eval_net (add --averaged-policy 0)"
