@@ -56,39 +56,39 @@ def as_format_3(run_dir):
 
 @pytest.fixture(scope="module")
 def one_go(tmp_path_factory):
-    """The tuned preset (n-step and prioritized replay on) trained to 12,000 env steps without a stop."""
+    """The tuned preset (n-step and prioritized replay on) trained to 6,000 env steps without a stop."""
     cwd = tmp_path_factory.mktemp("resume")
-    run_ok(*TUNED, *QUIET, "--max-env-steps", "12000", "--run-name", "one-go", cwd=cwd)
+    run_ok(*TUNED, *QUIET, "--max-env-steps", "6000", "--run-name", "one-go", cwd=cwd)
     return cwd
 
 
 @pytest.mark.parametrize("saved_by", ["this program", "format 3"])
 def test_a_run_stopped_by_its_budget_and_resumed_is_the_run_that_never_stopped(one_go, saved_by):
     split = f"split-{saved_by.replace(' ', '-')}"
-    run_ok(*TUNED, *QUIET, "--max-env-steps", "6000", "--run-name", split, cwd=one_go)
+    run_ok(*TUNED, *QUIET, "--max-env-steps", "3000", "--run-name", split, cwd=one_go)
     finished, env_steps, unfinished = saved_state(one_go, split)["train"]
-    assert env_steps == 6000 and unfinished is not None  # it stopped in the middle of an episode
+    assert env_steps == 3000 and unfinished is not None  # it stopped in the middle of an episode
     if saved_by == "format 3":
         as_format_3(one_go / "runs" / split)
         assert (one_go / "runs" / split / RESUME_FILE).read_bytes().startswith(FORMAT_3.encode())
-    result = run_ok("--resume", one_go / "runs" / split, "--max-env-steps", "12000", *QUIET, cwd=one_go)
+    result = run_ok("--resume", one_go / "runs" / split, "--max-env-steps", "6000", *QUIET, cwd=one_go)
     assert "saved" in result.stdout
     rows = assert_same_run(one_go, split, "one-go")
-    assert int(rows[-1]["env_steps"]) == 12000 and len(rows) > len(finished) + 1
+    assert int(rows[-1]["env_steps"]) == 6000 and len(rows) > len(finished) + 1
     wall_s = [float(row["wall_s"]) for row in rows]
     assert wall_s == sorted(wall_s) and wall_s[len(finished)] >= wall_s[len(finished) - 1] > 0  # the clock carries on
 
 
 def test_a_run_stopped_by_ctrl_c_and_resumed_is_the_run_that_never_stopped(one_go):
-    proc = start_dqn(*TUNED, *QUIET[:4], "--max-env-steps", "12000", "--run-name", "cut", cwd=one_go)
+    proc = start_dqn(*TUNED, *QUIET[:4], "--max-env-steps", "6000", "--run-name", "cut", cwd=one_go)
     for line in proc.stdout:  # Ctrl-C at some moment after learning started
-        if line.startswith("eval @ 4000"):
+        if line.startswith("eval @ 2000"):
             break
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     _, env_steps, _ = saved_state(one_go, "cut")["train"]
-    assert 4000 <= env_steps < 12000
+    assert 2000 <= env_steps < 6000
     run_ok("--resume", one_go / "runs" / "cut", *QUIET, cwd=one_go)  # to the run's own budget
     assert_same_run(one_go, "cut", "one-go")
 
