@@ -95,7 +95,7 @@ def main():
     p.add_argument("--jobs", type=int, default=os.cpu_count())
     p.add_argument("--out", type=Path, required=True, help="the JSON-lines file: one line per seed, resumed")
     p.add_argument(
-        "flags", nargs=argparse.REMAINDER, help="after --: dqn.py flags (default: --preset tuned --averaged-policy 0)"
+        "flags", nargs=argparse.REMAINDER, help=f"after --: dqn.py flags (default: {' '.join(DEFAULT_FLAGS)})"
     )
     args = p.parse_args()
     flags = (args.flags[1:] if args.flags[:1] == ["--"] else args.flags) or DEFAULT_FLAGS

@@ -711,10 +711,9 @@ def test_the_average_probe_refuses_flags_whose_greedy_policy_is_already_an_avera
     assert "Traceback" not in refused.stderr and not out.exists()
     import averaged_policy
 
-    assert averaged_policy.DEFAULT_FLAGS[-2:] == [
-        "--averaged-policy",
-        "0",
-    ]  # the default watches the third preset's net
+    from beyond.flags import parse_args
+
+    assert not parse_args([*averaged_policy.DEFAULT_FLAGS, "--env", "LunarLander-v3"]).averaged_policy  # eval_net's
 
 
 def test_episode_ends_tells_how_lunarlander_episodes_end(tmp_path):
